@@ -1,0 +1,146 @@
+// SessionStore: a node's sessions in memory, with their expiry and principal indexes.
+//
+// Every operation of the client protocol bottoms out here, for the standalone mode and, as
+// the local replica, for the clustered ones. The store is passive and deterministic: callers
+// pass the time (`now_ms`, Unix epoch milliseconds) and get back what changed; publishing
+// events and replicating is the caller's job.
+//
+// Memory is the design constraint (a node may hold millions of sessions): a session is one
+// 72-byte StoredSession plus one packed AttributeBlock, found through an open-addressing
+// SessionTable keyed by the id's 16 decoded bytes, and tracked by one 24-byte ExpiryQueue
+// entry. See stored_session.h.
+//
+// Expiry: a session's deadline is min(last access + max_idle_s, created + max_lifetime_s when
+// set). Past it, a session is absent to every operation at once; ExpireDue reaps it (and lets
+// the caller report it) later, in O(log n) per session, without scanning.
+//
+// Pointers to StoredSession returned by any method stay valid until the next call that
+// changes the store.
+//
+// Threading: not thread-safe. A store belongs to one event loop, which makes every call.
+#ifndef SESSIOND_REPLICATION_SESSION_STORE_H_
+#define SESSIOND_REPLICATION_SESSION_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "replication/expiry_queue.h"
+#include "replication/principal_index.h"
+#include "replication/session_limits.h"
+#include "replication/session_table.h"
+#include "replication/stored_session.h"
+#include "sessiond/status.h"
+#include "sessiond/v1/sessiond.pb.h"
+
+namespace sessiond {
+
+class SessionStore {
+ public:
+  explicit SessionStore(const SessionLimits& limits);
+  ~SessionStore();
+  SessionStore(const SessionStore&) = delete;
+  SessionStore& operator=(const SessionStore&) = delete;
+
+  const SessionLimits& limits() const { return limits_; }
+
+  // Sessions held, counting any past their deadline that ExpireDue has not reaped yet.
+  size_t size() const { return table_.size(); }
+
+  // The session `id` names, or nullptr when it is unknown, malformed or past its deadline.
+  const StoredSession* Find(std::string_view id, int64_t now_ms) const;
+
+  // Creates session `id` (a fresh id from an IdGenerator) from `request`, at version 1. A
+  // max_idle_s of 0 means the limits' default. INVALID_ARGUMENT for a malformed id, a name or
+  // timeout over its limit; TOO_LARGE for a value over its limit; RESOURCE_EXHAUSTED for too
+  // many attributes or sessions; CONFLICT when `id` is already held.
+  Result<const StoredSession*> Create(std::string_view id, const v1::CreateRequest& request,
+                                      int64_t now_ms);
+
+  // Inserts `session` exactly as another node or a snapshot holds it (times, version and all),
+  // for state transfer. The same checks as Create, except that max_idle_s must be given.
+  Result<const StoredSession*> Restore(const v1::Session& session, int64_t now_ms);
+
+  struct UpdateResult {
+    const StoredSession* session;
+    // Whether anything but the access time changed (and so the version was bumped).
+    bool changed;
+  };
+  // Applies every change of `request` or none. A change (an attribute set to a new value or
+  // removed, a new principal or max_idle_s) bumps the version and counts as an access; a
+  // `touch` alone only moves the access time. NOT_FOUND for an absent session; CONFLICT when
+  // expected_version is neither 0 nor the session's version; the limits as in Create.
+  Result<UpdateResult> Update(const v1::UpdateRequest& request, int64_t now_ms);
+
+  // Records an access at `now_ms`, which pushes back the idle deadline (never the lifetime).
+  // NOT_FOUND for an absent session.
+  Result<const StoredSession*> Touch(std::string_view id, int64_t now_ms);
+
+  // Removes session `id` and returns the version it had. NOT_FOUND for an absent session.
+  Result<uint64_t> Erase(std::string_view id, int64_t now_ms);
+
+  // Moves session `id` to `new_id` (a fresh id), keeping everything else, the deadline
+  // included. NOT_FOUND for an absent session; INVALID_ARGUMENT for a malformed `new_id`;
+  // CONFLICT when `new_id` is already held.
+  Result<const StoredSession*> Rename(std::string_view id, std::string_view new_id, int64_t now_ms);
+
+  // The live sessions of `principal`, oldest first; none for "".
+  std::vector<const StoredSession*> FindByPrincipal(std::string_view principal,
+                                                    int64_t now_ms) const;
+
+  // Calls fn(const StoredSession&) for every live session, in no particular order. `fn` must
+  // not change the store.
+  template <typename Fn>
+  void ForEach(int64_t now_ms, Fn&& fn) const {
+    table_.ForEach([&](const StoredSession& s) {
+      if (!s.ExpiredAt(now_ms)) fn(s);
+    });
+  }
+
+  // Removes every session whose deadline is at or before `now_ms`, calling on_expired with
+  // each just before it goes (it must not change the store). Returns how many expired.
+  size_t ExpireDue(int64_t now_ms, const std::function<void(const StoredSession&)>& on_expired);
+
+  // No session expires before this (nullopt when the store is empty): when to call ExpireDue
+  // next. It may be earlier than any real deadline, never later.
+  std::optional<int64_t> NextDeadlineMs() const;
+
+  // The NOT_FOUND status every operation returns for `id`, naming it by its LogTag only.
+  static Status NotFoundError(std::string_view id);
+
+  // Index sizes, for leak checks in tests and for stats.
+  size_t expiry_queue_size() const { return queue_.size(); }
+  size_t principal_count() const { return principals_.principal_count(); }
+  size_t principal_key_count() const { return principals_.key_count(); }
+
+ private:
+  StoredSession* FindLive(std::string_view id, int64_t now_ms) const;
+  Status CheckAttribute(std::string_view name, std::string_view value) const;
+  Status CheckName(std::string_view name) const;
+  Status CheckPrincipal(std::string_view principal) const;
+  Status CheckSeconds(std::string_view field, uint32_t seconds) const;
+  Status CheckAttributeCount(size_t count) const;
+  // Checks that a new session `id` may be added; sets *key to its key.
+  Status CheckNewId(std::string_view id, SessionKey* key) const;
+  // Adds a built session to the table and both indexes.
+  const StoredSession* Insert(std::unique_ptr<StoredSession> session, std::string_view principal);
+  // Queues the session's current deadline as its one live expiry entry.
+  void Enqueue(StoredSession* session);
+  // Takes the session out of the table and the principal index.
+  void Remove(const SessionKey& key);
+  // Drops stale expiry entries once they outnumber the sessions, so churn (sessions
+  // invalidated or renamed long before their deadline) cannot grow the queue without bound.
+  void MaybeCompactQueue();
+
+  const SessionLimits limits_;
+  SessionTable table_;
+  ExpiryQueue queue_;
+  PrincipalIndex principals_;
+};
+
+}  // namespace sessiond
+
+#endif  // SESSIOND_REPLICATION_SESSION_STORE_H_

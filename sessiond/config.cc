@@ -1,0 +1,501 @@
+#include "sessiond/config.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace sessiond {
+namespace {
+
+constexpr int kUsageExitCode = 2;
+constexpr size_t kMaxNodeIdBytes = 64;
+// sockaddr_un::sun_path holds 108 bytes including the terminating NUL.
+constexpr size_t kMaxUnixPathBytes = 107;
+
+// The flags as CLI11 fills them: text where a value needs checking that CLI11 cannot word well.
+struct RawFlags {
+  std::string mode = "standalone";
+  std::string node_id;
+  std::string listen = "127.0.0.1:7400";
+  std::string unix_path;
+  std::string peer_listen = "127.0.0.1:7500";
+  std::vector<std::string> peers;
+  std::string admin_listen = "127.0.0.1:7600";
+  std::string redis_url;
+  std::string redis_password_file;
+  bool redis_near_cache = false;
+  std::string replication_ack = "sync";
+  uint32_t backups = 1;
+  bool backup_move_on_access = true;
+  std::string cluster_secret_file;
+  std::string log_level = "info";
+  std::string port_file;
+  uint64_t max_frame_bytes = 16u << 20;
+  uint64_t max_value_bytes = SessionLimits{}.max_value_bytes;
+  uint64_t max_attributes = SessionLimits{}.max_attributes;
+  uint64_t max_sessions = SessionLimits{}.max_sessions;
+  uint32_t default_max_idle_s = SessionLimits{}.default_max_idle_s;
+  uint32_t max_connections = 10'000;
+  uint32_t max_inflight_per_connection = 1024;
+};
+
+std::string HostName() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "sessiond";
+  return name;
+}
+
+void AddFlags(CLI::App& app, RawFlags& f) {
+  app.set_config("--config", "",
+                 "Read flags from this TOML or INI file (`listen = \"0.0.0.0:7400\"`); flags given "
+                 "on the command line win over the file.");
+  app.add_option("--mode", f.mode,
+                 "How sessions live on the cluster: standalone (one node), delta (every node holds "
+                 "every session), backup (a primary and --backups copies) or redis (in Redis).")
+      ->capture_default_str()
+      ->type_name("MODE");
+  app.add_option("--node-id", f.node_id,
+                 "This node's name in the cluster, unique per node (letters, digits, '.', '_', "
+                 "'-'); defaults to the host name.")
+      ->type_name("ID");
+  app.add_option("--listen", f.listen,
+                 "HOST:PORT where clients connect over TCP; port 0 picks a free port.")
+      ->capture_default_str()
+      ->type_name("HOST:PORT");
+  app.add_option("--unix", f.unix_path,
+                 "Also accept clients on a Unix socket at this path (a stale socket file there is "
+                 "replaced).")
+      ->type_name("PATH");
+  app.add_option(
+         "--peer-listen", f.peer_listen,
+         "HOST:PORT where the other nodes of the cluster connect; port 0 picks a free port.")
+      ->capture_default_str()
+      ->type_name("HOST:PORT");
+  app.add_option("--peers", f.peers,
+                 "The other nodes' peer addresses as H:P,H:P (repeatable); the seed list of the "
+                 "cluster.")
+      ->delimiter(',')
+      ->type_name("H:P,H:P");
+  app.add_option(
+         "--admin-listen", f.admin_listen,
+         "HOST:PORT of the admin HTTP endpoint (/healthz, /readyz, /metrics, /cluster); port "
+         "0 picks a free port.")
+      ->capture_default_str()
+      ->type_name("HOST:PORT");
+  app.add_option(
+         "--redis", f.redis_url,
+         "The Redis that redis mode keeps sessions in: redis://[user:password@]HOST:PORT/DB.")
+      ->type_name("URL");
+  app.add_option("--redis-password-file", f.redis_password_file,
+                 "Read the Redis password from this file rather than from the --redis URL, so it "
+                 "does not show in the process list.")
+      ->type_name("PATH");
+  app.add_flag("--redis-near-cache", f.redis_near_cache,
+               "In redis mode, keep recently read sessions in memory and drop them when Redis "
+               "says they changed.");
+  app.add_option(
+         "--replication-ack", f.replication_ack,
+         "When a write is answered: sync (after every replica applied it) or async (at once; "
+         "a write can be lost if this node dies within the replication delay).")
+      ->capture_default_str()
+      ->type_name("sync|async");
+  app.add_option("--backups", f.backups,
+                 "In backup mode, how many other nodes hold a full copy of each session.")
+      ->capture_default_str()
+      ->type_name("K");
+  app.add_option("--backup-move-on-access", f.backup_move_on_access,
+                 "In backup mode, whether a node that reads a session it is not primary of takes "
+                 "ownership of it (true or false).")
+      ->capture_default_str()
+      ->type_name("true|false")
+      ->default_str("true");
+  app.add_option("--cluster-secret-file", f.cluster_secret_file,
+                 "A file holding the shared secret peers prove with HMAC-SHA256 in the handshake; "
+                 "without it any node that can reach the peer port may join.")
+      ->type_name("PATH");
+  app.add_option("--log-level", f.log_level,
+                 "How much to log: trace, debug, info, warn, error, critical or off.")
+      ->capture_default_str()
+      ->type_name("LEVEL");
+  app.add_option("--port-file", f.port_file,
+                 "Once listening, write the chosen ports to this file as one line of JSON "
+                 "({\"pid\":...,\"client\":...,\"peer\":...,\"admin\":...,\"unix\":...}).")
+      ->type_name("PATH");
+  app.add_option("--max-frame-bytes", f.max_frame_bytes,
+                 "Largest protocol frame accepted or sent (e.g. 16MiB); a larger request is "
+                 "answered TOO_LARGE and its connection closed.")
+      ->transform(CLI::AsSizeValue(false).description(""))
+      ->capture_default_str()
+      ->type_name("SIZE");
+  app.add_option(
+         "--max-value-bytes", f.max_value_bytes,
+         "Largest attribute value accepted (e.g. 1MiB); a larger one is answered TOO_LARGE.")
+      ->transform(CLI::AsSizeValue(false).description(""))
+      ->capture_default_str()
+      ->type_name("SIZE");
+  app.add_option("--max-attributes", f.max_attributes,
+                 "Most attributes one session may hold; more is answered RESOURCE_EXHAUSTED.")
+      ->capture_default_str()
+      ->type_name("N");
+  app.add_option("--max-sessions", f.max_sessions,
+                 "Most sessions this node holds; a create beyond is answered RESOURCE_EXHAUSTED.")
+      ->capture_default_str()
+      ->type_name("N");
+  app.add_option("--max-connections", f.max_connections,
+                 "Most client connections at once; one more is answered RESOURCE_EXHAUSTED and "
+                 "closed.")
+      ->capture_default_str()
+      ->type_name("N");
+  app.add_option("--default-max-idle-s", f.default_max_idle_s,
+                 "Idle timeout in seconds of a session whose create names none.")
+      ->capture_default_str()
+      ->type_name("SECONDS");
+  app.add_option(
+         "--max-inflight-per-connection", f.max_inflight_per_connection,
+         "Most requests of one connection being worked on at once; the daemon stops reading "
+         "that connection until some are answered.")
+      ->capture_default_str()
+      ->type_name("N");
+}
+
+Status ParseTcpEndpoint(std::string_view flag, const std::string& text, Endpoint* out) {
+  Result<Endpoint> endpoint = Endpoint::Parse(text);
+  if (!endpoint.ok() || endpoint->kind != Endpoint::Kind::kTcp || endpoint->host.empty()) {
+    return InvalidArgument(std::string(flag) + " '" + text +
+                           "' is not an address; give HOST:PORT such as 127.0.0.1:7400 (port 0 "
+                           "picks a free port)");
+  }
+  *out = std::move(endpoint).value();
+  return Status::Ok();
+}
+
+// The whole file without trailing whitespace, so "echo secret > file" works.
+Status ReadSecretFile(std::string_view flag, const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return InvalidArgument(std::string(flag) + " '" + path + "' cannot be read: " +
+                           std::strerror(errno) + "; check the path and its permissions");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string secret = text.str();
+  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) {
+    secret.pop_back();
+  }
+  if (secret.empty()) {
+    return InvalidArgument(std::string(flag) + " '" + path + "' is empty; put the secret in it");
+  }
+  *out = std::move(secret);
+  return Status::Ok();
+}
+
+bool IsNodeIdChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+}
+
+Status Check(bool ok, std::string sentence) {
+  return ok ? Status::Ok() : InvalidArgument(std::move(sentence));
+}
+
+// Turns what CLI11 filled into a DaemonConfig, with a sentence for the first bad value.
+Status BuildConfig(const RawFlags& f, DaemonConfig* c) {
+  if (f.mode == "standalone") {
+    c->mode = DaemonMode::kStandalone;
+  } else if (f.mode == "delta") {
+    c->mode = DaemonMode::kDelta;
+  } else if (f.mode == "backup") {
+    c->mode = DaemonMode::kBackup;
+  } else if (f.mode == "redis") {
+    c->mode = DaemonMode::kRedis;
+  } else {
+    return InvalidArgument("--mode '" + f.mode +
+                           "' is not a mode; use standalone, delta, backup or redis");
+  }
+
+  c->node_id = f.node_id.empty() ? HostName() : f.node_id;
+  if (c->node_id.size() > kMaxNodeIdBytes ||
+      !std::all_of(c->node_id.begin(), c->node_id.end(), IsNodeIdChar)) {
+    return InvalidArgument("--node-id '" + c->node_id +
+                           "' is not a node id; use at most 64 letters, digits, '.', '_' or '-'");
+  }
+
+  if (Status s = ParseTcpEndpoint("--listen", f.listen, &c->listen); !s.ok()) return s;
+  if (Status s = ParseTcpEndpoint("--peer-listen", f.peer_listen, &c->peer_listen); !s.ok()) {
+    return s;
+  }
+  if (Status s = ParseTcpEndpoint("--admin-listen", f.admin_listen, &c->admin_listen); !s.ok()) {
+    return s;
+  }
+  c->peers.clear();
+  for (const std::string& peer : f.peers) {
+    if (peer.empty()) continue;
+    Endpoint endpoint;
+    if (Status s = ParseTcpEndpoint("--peers", peer, &endpoint); !s.ok()) return s;
+    if (endpoint.port == 0) {
+      return InvalidArgument("--peers '" + peer +
+                             "' has port 0; name the port the peer listens on");
+    }
+    c->peers.push_back(std::move(endpoint));
+  }
+
+  c->unix_path = f.unix_path;
+  if (Status s = Check(c->unix_path.size() <= kMaxUnixPathBytes,
+                       "--unix '" + c->unix_path + "' is longer than " +
+                           std::to_string(kMaxUnixPathBytes) +
+                           " bytes, the most a Unix socket path may have; use a shorter path");
+      !s.ok()) {
+    return s;
+  }
+
+  c->redis.reset();
+  if (!f.redis_url.empty()) {
+    Result<RedisTarget> target = RedisTarget::Parse(f.redis_url);
+    if (!target.ok()) return target.status();
+    c->redis = std::move(target).value();
+  }
+  if (!f.redis_password_file.empty()) {
+    if (!c->redis) {
+      return InvalidArgument("--redis-password-file is set but --redis is not; name the Redis too");
+    }
+    if (Status s =
+            ReadSecretFile("--redis-password-file", f.redis_password_file, &c->redis->password);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (c->mode == DaemonMode::kRedis && !c->redis) {
+    return InvalidArgument("--mode redis needs --redis redis://HOST:PORT/DB naming the Redis");
+  }
+  c->redis_near_cache = f.redis_near_cache;
+
+  if (f.replication_ack == "sync") {
+    c->replication_ack = ReplicationAck::kSync;
+  } else if (f.replication_ack == "async") {
+    c->replication_ack = ReplicationAck::kAsync;
+  } else {
+    return InvalidArgument("--replication-ack '" + f.replication_ack +
+                           "' is not an ack policy; use sync or async");
+  }
+  if (Status s = Check(f.backups <= 16,
+                       "--backups " + std::to_string(f.backups) + " is more than 16; use 0 to 16");
+      !s.ok()) {
+    return s;
+  }
+  c->backups = f.backups;
+  c->backup_move_on_access = f.backup_move_on_access;
+
+  c->cluster_secret.clear();
+  if (!f.cluster_secret_file.empty()) {
+    if (Status s =
+            ReadSecretFile("--cluster-secret-file", f.cluster_secret_file, &c->cluster_secret);
+        !s.ok()) {
+      return s;
+    }
+  }
+
+  static constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
+                                                 "error", "critical", "off"};
+  if (std::find(std::begin(kLevels), std::end(kLevels), f.log_level) == std::end(kLevels)) {
+    return InvalidArgument(
+        "--log-level '" + f.log_level +
+        "' is not a level; use trace, debug, info, warn, error, critical or off");
+  }
+  c->log_level = f.log_level;
+  c->port_file = f.port_file;
+
+  // The frame length field is 32 bits; below 1 KiB not even a small session fits.
+  if (Status s = Check(f.max_frame_bytes >= 1024 && f.max_frame_bytes <= (1u << 30),
+                       "--max-frame-bytes " + std::to_string(f.max_frame_bytes) +
+                           " is out of range; use 1KiB to 1GiB");
+      !s.ok()) {
+    return s;
+  }
+  c->max_frame_bytes = f.max_frame_bytes;
+  if (Status s = Check(f.max_value_bytes >= 1 && f.max_value_bytes < f.max_frame_bytes,
+                       "--max-value-bytes " + std::to_string(f.max_value_bytes) +
+                           " must be at least 1 and below --max-frame-bytes (" +
+                           std::to_string(f.max_frame_bytes) + ")");
+      !s.ok()) {
+    return s;
+  }
+  c->limits.max_value_bytes = f.max_value_bytes;
+  if (Status s = Check(f.max_attributes >= 1, "--max-attributes must be at least 1"); !s.ok()) {
+    return s;
+  }
+  c->limits.max_attributes = f.max_attributes;
+  if (Status s = Check(f.max_sessions >= 1, "--max-sessions must be at least 1"); !s.ok()) {
+    return s;
+  }
+  c->limits.max_sessions = f.max_sessions;
+  if (Status s =
+          Check(f.default_max_idle_s >= 1 && f.default_max_idle_s <= c->limits.max_idle_limit_s,
+                "--default-max-idle-s " + std::to_string(f.default_max_idle_s) +
+                    " is out of range; use 1 to " + std::to_string(c->limits.max_idle_limit_s) +
+                    " seconds");
+      !s.ok()) {
+    return s;
+  }
+  c->limits.default_max_idle_s = f.default_max_idle_s;
+  if (Status s = Check(f.max_connections >= 1, "--max-connections must be at least 1"); !s.ok()) {
+    return s;
+  }
+  c->max_connections = f.max_connections;
+  if (Status s =
+          Check(f.max_inflight_per_connection >= 1 && f.max_inflight_per_connection <= 65536,
+                "--max-inflight-per-connection " + std::to_string(f.max_inflight_per_connection) +
+                    " is out of range; use 1 to 65536");
+      !s.ok()) {
+    return s;
+  }
+  c->max_inflight_per_connection = f.max_inflight_per_connection;
+  return Status::Ok();
+}
+
+ParsedCommandLine UsageError(std::string sentence) {
+  ParsedCommandLine parsed;
+  parsed.exit_code = kUsageExitCode;
+  parsed.output = "sessiond: " + std::move(sentence) + "\nRun with --help for every flag.\n";
+  return parsed;
+}
+
+}  // namespace
+
+std::string_view DaemonModeName(DaemonMode mode) {
+  switch (mode) {
+    case DaemonMode::kStandalone:
+      return "standalone";
+    case DaemonMode::kDelta:
+      return "delta";
+    case DaemonMode::kBackup:
+      return "backup";
+    case DaemonMode::kRedis:
+      return "redis";
+  }
+  return "unknown";
+}
+
+std::string_view ReplicationAckName(ReplicationAck ack) {
+  return ack == ReplicationAck::kSync ? "sync" : "async";
+}
+
+Result<RedisTarget> RedisTarget::Parse(std::string_view url) {
+  auto bad = [&](std::string_view why) {
+    return InvalidArgument("--redis '" + std::string(url) + "' " + std::string(why) +
+                           "; use redis://[user:password@]HOST:PORT/DB, e.g. "
+                           "redis://127.0.0.1:6379/0");
+  };
+  constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, kScheme.size()) != kScheme) return bad("does not start with redis://");
+  std::string_view rest = url.substr(kScheme.size());
+
+  RedisTarget target;
+  if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view credentials = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    size_t colon = credentials.find(':');
+    if (colon == std::string_view::npos) {
+      target.password = std::string(credentials);  // redis://password@host, as redis-cli takes
+    } else {
+      target.user = std::string(credentials.substr(0, colon));
+      target.password = std::string(credentials.substr(colon + 1));
+    }
+  }
+  std::string_view db_text;
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    db_text = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  std::string_view port_text;
+  if (!rest.empty() && rest.front() == '[') {  // [::1]:6379
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) return bad("has an unclosed '['");
+    target.host = std::string(rest.substr(1, close - 1));
+    rest = rest.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return bad("has text after the host");
+      port_text = rest.substr(1);
+    }
+  } else {
+    size_t colon = rest.rfind(':');
+    target.host = std::string(rest.substr(0, colon));
+    if (colon != std::string_view::npos) port_text = rest.substr(colon + 1);
+  }
+  if (target.host.empty()) return bad("names no host");
+  if (!port_text.empty()) {
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
+        port > 65535) {
+      return bad("has a bad port");
+    }
+    target.port = static_cast<uint16_t>(port);
+  }
+  if (!db_text.empty()) {
+    auto [end, ec] = std::from_chars(db_text.data(), db_text.data() + db_text.size(), target.db);
+    if (ec != std::errc() || end != db_text.data() + db_text.size()) {
+      return bad("has a database that is not a number");
+    }
+  }
+  return target;
+}
+
+ParsedCommandLine ParseDaemonConfig(int argc, const char* const* argv) {
+  CLI::App app(
+      "sessiond: a session clustering daemon. Each application server node runs one beside it; "
+      "it keeps HTTP sessions available to every node of the cluster.",
+      "sessiond");
+  app.get_formatter()->column_width(36);
+  // A misspelt key in the config file must not be ignored silently.
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  RawFlags flags;
+  AddFlags(app, flags);
+
+  std::ostringstream out;
+  std::ostringstream err;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    ParsedCommandLine parsed;
+    parsed.exit_code = app.exit(e, out, err);
+    parsed.output = out.str();
+    return parsed;
+  } catch (const CLI::CallForAllHelp& e) {
+    ParsedCommandLine parsed;
+    parsed.exit_code = app.exit(e, out, err);
+    parsed.output = out.str();
+    return parsed;
+  } catch (const CLI::ConfigError& e) {
+    return UsageError(std::string("the --config file has a line that sets no flag (") + e.what() +
+                      "); its keys are flag names without the leading --, e.g. listen = "
+                      "\"127.0.0.1:7400\"");
+  } catch (const CLI::ConversionError& e) {
+    return UsageError(std::string(e.what()) +
+                      "; give a number (sizes may have a unit, e.g. 16MiB)");
+  } catch (const CLI::ParseError& e) {
+    return UsageError(e.what());
+  }
+
+  DaemonConfig config;
+  if (Status s = BuildConfig(flags, &config); !s.ok()) return UsageError(s.message());
+  ParsedCommandLine parsed;
+  parsed.config = std::move(config);
+  return parsed;
+}
+
+ParsedCommandLine ParseDaemonConfig(const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  argv.reserve(args.size() + 1);
+  argv.push_back("sessiond");
+  for (const std::string& arg : args) argv.push_back(arg.c_str());
+  return ParseDaemonConfig(static_cast<int>(argv.size()), argv.data());
+}
+
+}  // namespace sessiond

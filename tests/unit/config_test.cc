@@ -1,0 +1,270 @@
+#include "sessiond/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace sessiond {
+namespace {
+
+// A file under the test temp directory, removed when the test ends.
+class TempFile {
+ public:
+  TempFile(const std::string& name, const std::string& contents)
+      : path_(::testing::TempDir() + "/config_test_" + std::to_string(::getpid()) + "_" + name) {
+    std::ofstream(path_) << contents;
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+DaemonConfig ParseOk(const std::vector<std::string>& args) {
+  ParsedCommandLine parsed = ParseDaemonConfig(args);
+  EXPECT_TRUE(parsed.config.has_value()) << parsed.output;
+  return parsed.config.value_or(DaemonConfig{});
+}
+
+// Expects a usage error (exit code 2) whose sentence contains `words`.
+void ExpectUsageError(const std::vector<std::string>& args, const std::string& words) {
+  ParsedCommandLine parsed = ParseDaemonConfig(args);
+  EXPECT_FALSE(parsed.config.has_value());
+  EXPECT_EQ(parsed.exit_code, 2);
+  EXPECT_NE(parsed.output.find(words), std::string::npos)
+      << "expected \"" << words << "\" in: " << parsed.output;
+}
+
+TEST(DaemonConfigTest, DefaultsMatchTheDesign) {
+  const DaemonConfig config = ParseOk({});
+  EXPECT_EQ(config.mode, DaemonMode::kStandalone);
+  EXPECT_FALSE(config.node_id.empty());
+  EXPECT_EQ(config.listen.ToString(), "127.0.0.1:7400");
+  EXPECT_EQ(config.peer_listen.ToString(), "127.0.0.1:7500");
+  EXPECT_EQ(config.admin_listen.ToString(), "127.0.0.1:7600");
+  EXPECT_TRUE(config.unix_path.empty());
+  EXPECT_TRUE(config.peers.empty());
+  EXPECT_FALSE(config.redis.has_value());
+  EXPECT_EQ(config.replication_ack, ReplicationAck::kSync);
+  EXPECT_EQ(config.backups, 1u);
+  EXPECT_TRUE(config.backup_move_on_access);
+  EXPECT_EQ(config.max_frame_bytes, 16u << 20);
+  EXPECT_EQ(config.max_connections, 10'000u);
+  EXPECT_EQ(config.log_level, "info");
+  EXPECT_TRUE(config.port_file.empty());
+}
+
+TEST(DaemonConfigTest, EveryFlagIsParsed) {
+  TempFile secret("secret", "s3cret\n");
+  TempFile password("password", "hunter2\n");
+  const DaemonConfig config = ParseOk({"--mode",
+                                       "backup",
+                                       "--node-id",
+                                       "node-1.a",
+                                       "--listen",
+                                       "0.0.0.0:0",
+                                       "--unix",
+                                       "/tmp/sessiond-test.sock",
+                                       "--peer-listen",
+                                       "127.0.0.1:7501",
+                                       "--peers",
+                                       "10.0.0.1:7500,10.0.0.2:7500",
+                                       "--peers",
+                                       "10.0.0.3:7500",
+                                       "--admin-listen",
+                                       "127.0.0.1:0",
+                                       "--redis",
+                                       "redis://app@redis.local:6380/2",
+                                       "--redis-password-file",
+                                       password.path(),
+                                       "--redis-near-cache",
+                                       "--replication-ack",
+                                       "async",
+                                       "--backups",
+                                       "2",
+                                       "--backup-move-on-access",
+                                       "false",
+                                       "--cluster-secret-file",
+                                       secret.path(),
+                                       "--log-level",
+                                       "debug",
+                                       "--port-file",
+                                       "/tmp/ports.json",
+                                       "--max-frame-bytes",
+                                       "1MiB",
+                                       "--max-value-bytes",
+                                       "64KiB",
+                                       "--max-attributes",
+                                       "10",
+                                       "--max-sessions",
+                                       "5",
+                                       "--max-connections",
+                                       "7",
+                                       "--default-max-idle-s",
+                                       "60",
+                                       "--max-inflight-per-connection",
+                                       "8"});
+  EXPECT_EQ(config.mode, DaemonMode::kBackup);
+  EXPECT_EQ(config.node_id, "node-1.a");
+  EXPECT_EQ(config.listen.host, "0.0.0.0");
+  EXPECT_EQ(config.listen.port, 0);
+  EXPECT_EQ(config.unix_path, "/tmp/sessiond-test.sock");
+  EXPECT_EQ(config.peer_listen.port, 7501);
+  ASSERT_EQ(config.peers.size(), 3u);
+  EXPECT_EQ(config.peers[0].ToString(), "10.0.0.1:7500");
+  EXPECT_EQ(config.peers[2].ToString(), "10.0.0.3:7500");
+  EXPECT_EQ(config.admin_listen.port, 0);
+  ASSERT_TRUE(config.redis.has_value());
+  EXPECT_EQ(config.redis->host, "redis.local");
+  EXPECT_EQ(config.redis->port, 6380);
+  EXPECT_EQ(config.redis->db, 2u);
+  EXPECT_EQ(config.redis->password, "hunter2");  // the file wins over the URL
+  EXPECT_TRUE(config.redis_near_cache);
+  EXPECT_EQ(config.replication_ack, ReplicationAck::kAsync);
+  EXPECT_EQ(config.backups, 2u);
+  EXPECT_FALSE(config.backup_move_on_access);
+  EXPECT_EQ(config.cluster_secret, "s3cret");
+  EXPECT_EQ(config.log_level, "debug");
+  EXPECT_EQ(config.port_file, "/tmp/ports.json");
+  EXPECT_EQ(config.max_frame_bytes, 1u << 20);
+  EXPECT_EQ(config.limits.max_value_bytes, 64u << 10);
+  EXPECT_EQ(config.limits.max_attributes, 10u);
+  EXPECT_EQ(config.limits.max_sessions, 5u);
+  EXPECT_EQ(config.max_connections, 7u);
+  EXPECT_EQ(config.limits.default_max_idle_s, 60u);
+  EXPECT_EQ(config.max_inflight_per_connection, 8u);
+}
+
+TEST(DaemonConfigTest, AConfigFileSetsFlagsAndTheCommandLineWins) {
+  TempFile file("daemon.toml",
+                "# sessiond settings\n"
+                "mode = \"delta\"\n"
+                "node-id = \"from-file\"\n"
+                "listen = \"127.0.0.1:7411\"\n"
+                "peers = [\"127.0.0.1:7501\", \"127.0.0.1:7502\"]\n"
+                "max-frame-bytes = \"2MiB\"\n"
+                "replication-ack = \"async\"\n"
+                "redis-near-cache = true\n");
+  const DaemonConfig config = ParseOk({"--config", file.path(), "--node-id", "from-flag"});
+  EXPECT_EQ(config.mode, DaemonMode::kDelta);
+  EXPECT_EQ(config.node_id, "from-flag");
+  EXPECT_EQ(config.listen.port, 7411);
+  ASSERT_EQ(config.peers.size(), 2u);
+  EXPECT_EQ(config.peers[1].port, 7502);
+  EXPECT_EQ(config.max_frame_bytes, 2u << 20);
+  EXPECT_EQ(config.replication_ack, ReplicationAck::kAsync);
+  EXPECT_TRUE(config.redis_near_cache);
+}
+
+TEST(DaemonConfigTest, AnIniStyleConfigFileWorksToo) {
+  TempFile file("daemon.ini", "; sessiond\nmode=standalone\nmax-connections=12\n");
+  const DaemonConfig config = ParseOk({"--config", file.path()});
+  EXPECT_EQ(config.max_connections, 12u);
+}
+
+TEST(DaemonConfigTest, AMissingConfigFileIsAUsageError) {
+  ExpectUsageError({"--config", "/nonexistent/sessiond.toml"}, "sessiond.toml");
+}
+
+TEST(DaemonConfigTest, AnUnknownKeyInTheConfigFileIsAUsageError) {
+  TempFile file("bad.toml", "listen = \"127.0.0.1:0\"\nfrobnicate = 3\n");
+  ExpectUsageError({"--config", file.path()}, "frobnicate");
+}
+
+TEST(DaemonConfigTest, BadValuesAreUsageErrorsWithASentence) {
+  ExpectUsageError({"--mode", "cluster"}, "--mode 'cluster' is not a mode");
+  ExpectUsageError({"--listen", "localhost"}, "--listen 'localhost' is not an address");
+  ExpectUsageError({"--admin-listen", "1.2.3.4:99999"}, "--admin-listen");
+  ExpectUsageError({"--peers", "127.0.0.1:0"}, "port 0");
+  ExpectUsageError({"--replication-ack", "maybe"}, "use sync or async");
+  ExpectUsageError({"--log-level", "loud"}, "--log-level 'loud'");
+  ExpectUsageError({"--max-frame-bytes", "10"}, "--max-frame-bytes");
+  ExpectUsageError({"--max-value-bytes", "32MiB"}, "below --max-frame-bytes");
+  ExpectUsageError({"--max-connections", "0"}, "--max-connections");
+  ExpectUsageError({"--max-inflight-per-connection", "0"}, "--max-inflight-per-connection");
+  ExpectUsageError({"--default-max-idle-s", "0"}, "--default-max-idle-s");
+  ExpectUsageError({"--backups", "40"}, "--backups");
+  ExpectUsageError({"--node-id", "has space"}, "--node-id 'has space'");
+  ExpectUsageError({"--redis", "http://127.0.0.1:6379"}, "redis://");
+  ExpectUsageError({"--mode", "redis"}, "--mode redis needs --redis");
+  ExpectUsageError({"--cluster-secret-file", "/nonexistent/secret"}, "cannot be read");
+  ExpectUsageError({"--redis-password-file", "/nonexistent/pw"}, "--redis");
+  ExpectUsageError({"--max-sessions", "lots"}, "--max-sessions");
+  ExpectUsageError({"--frobnicate"}, "frobnicate");
+  ExpectUsageError({"--unix", std::string(200, 'x')}, "--unix");
+}
+
+TEST(DaemonConfigTest, AnEmptySecretFileIsRefused) {
+  TempFile empty("empty", "\n");
+  ExpectUsageError({"--cluster-secret-file", empty.path()}, "is empty");
+}
+
+TEST(DaemonConfigTest, HelpExplainsEveryFlagAndExitsZero) {
+  ParsedCommandLine parsed = ParseDaemonConfig(std::vector<std::string>{"--help"});
+  EXPECT_FALSE(parsed.config.has_value());
+  EXPECT_EQ(parsed.exit_code, 0);
+  for (const char* flag : {"--mode",
+                           "--node-id",
+                           "--listen",
+                           "--unix",
+                           "--peer-listen",
+                           "--peers",
+                           "--admin-listen",
+                           "--redis",
+                           "--redis-password-file",
+                           "--redis-near-cache",
+                           "--replication-ack",
+                           "--backups",
+                           "--backup-move-on-access",
+                           "--cluster-secret-file",
+                           "--config",
+                           "--log-level",
+                           "--port-file",
+                           "--max-frame-bytes",
+                           "--max-value-bytes",
+                           "--max-attributes",
+                           "--max-sessions",
+                           "--max-connections",
+                           "--default-max-idle-s",
+                           "--max-inflight-per-connection"}) {
+    EXPECT_NE(parsed.output.find(flag), std::string::npos) << flag << " missing from --help";
+  }
+}
+
+TEST(RedisTargetTest, ParsesTheAcceptedForms) {
+  Result<RedisTarget> plain = RedisTarget::Parse("redis://127.0.0.1:6379/0");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->host, "127.0.0.1");
+  EXPECT_EQ(plain->port, 6379);
+  EXPECT_EQ(plain->db, 0u);
+  EXPECT_TRUE(plain->password.empty());
+
+  Result<RedisTarget> full = RedisTarget::Parse("redis://user:pa:ss@[::1]:7000/3");
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  EXPECT_EQ(full->user, "user");
+  EXPECT_EQ(full->password, "pa:ss");
+  EXPECT_EQ(full->host, "::1");
+  EXPECT_EQ(full->port, 7000);
+  EXPECT_EQ(full->db, 3u);
+
+  Result<RedisTarget> bare = RedisTarget::Parse("redis://cache");
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(bare->host, "cache");
+  EXPECT_EQ(bare->port, 6379);
+}
+
+TEST(RedisTargetTest, RefusesWhatIsNotARedisUrl) {
+  EXPECT_FALSE(RedisTarget::Parse("127.0.0.1:6379").ok());
+  EXPECT_FALSE(RedisTarget::Parse("redis://").ok());
+  EXPECT_FALSE(RedisTarget::Parse("redis://host:0").ok());
+  EXPECT_FALSE(RedisTarget::Parse("redis://host:6379/x").ok());
+  EXPECT_EQ(RedisTarget::Parse("redis://host:port").status().code(), v1::INVALID_ARGUMENT);
+}
+
+}  // namespace
+}  // namespace sessiond
