@@ -1,0 +1,180 @@
+#include "replication/redis/redis_subscriber.h"
+
+#include <random>
+#include <utility>
+
+#include "replication/redis/backoff.h"
+#include "replication/redis/redis_command.h"
+
+namespace sessiond {
+
+struct RedisSubscriber::State {
+  State(const asio::any_io_executor& executor, RedisUrl url, RedisSubscriberOptions options,
+        std::vector<std::string> channels, Handlers handlers)
+      : executor(executor),
+        url(std::move(url)),
+        options(std::move(options)),
+        channels(std::move(channels)),
+        handlers(std::move(handlers)),
+        wake(executor),
+        backoff(this->options.backoff_initial, this->options.backoff_max, std::random_device()()) {}
+
+  asio::any_io_executor executor;
+  const RedisUrl url;
+  const RedisSubscriberOptions options;
+  const std::vector<std::string> channels;
+  Handlers handlers;
+  asio::steady_timer wake;  // backoff, ping interval, or the connection closing
+  Backoff backoff;
+  std::shared_ptr<RedisConnection> connection;  // set while subscribed
+  int64_t client_id = 0;
+  bool started = false;
+  bool stopped = false;
+  Status last_error;
+  uint64_t subscriptions = 0;
+};
+
+RedisSubscriber::RedisSubscriber(asio::any_io_executor executor, RedisUrl url,
+                                 RedisSubscriberOptions options, std::vector<std::string> channels,
+                                 Handlers handlers)
+    : state_(std::make_shared<State>(executor, std::move(url), std::move(options),
+                                     std::move(channels), std::move(handlers))) {}
+
+RedisSubscriber::~RedisSubscriber() { Stop(); }
+
+void RedisSubscriber::Start() {
+  if (state_->started) return;
+  state_->started = true;
+  asio::co_spawn(state_->executor, Run(state_), asio::detached);
+}
+
+void RedisSubscriber::Stop() {
+  if (state_->stopped) return;
+  state_->stopped = true;
+  state_->wake.cancel();
+  if (state_->connection) state_->connection->Close(Unavailable("sessiond is shutting down"));
+}
+
+asio::awaitable<Status> RedisSubscriber::Subscribe(std::shared_ptr<State> state,
+                                                   std::shared_ptr<RedisConnection> connection) {
+  RedisCommand client_id{"CLIENT", "ID"};
+  Result<RedisReply> id = co_await connection->Execute(std::move(client_id));
+  if (!id.ok()) co_return id.status();
+  if (!id->is_integer()) {
+    co_return Unavailable("Redis at " + state->url.Describe() + " answered CLIENT ID with " +
+                          id->Describe() + "; sessiond needs Redis 6 or later");
+  }
+  if (state->handlers.prepare) co_await state->handlers.prepare(connection);
+  if (state->stopped || !connection->is_open()) co_return Unavailable("closed during set-up");
+
+  // From here on messages may arrive, interleaved with the SUBSCRIBE confirmations.
+  std::weak_ptr<State> weak = state;
+  connection->SetPushHandler([weak](RedisReply message) {
+    std::shared_ptr<State> state = weak.lock();
+    if (!state || state->stopped || !state->handlers.on_message) return;
+    const auto& parts = message.elements();
+    // ["message", channel, payload] or ["pmessage", pattern, channel, payload].
+    const size_t channel_at = parts[0].IsText("message") ? 1 : 2;
+    if (parts.size() != channel_at + 2) return;
+    state->handlers.on_message(parts[channel_at].text(), parts[channel_at + 1]);
+  });
+  std::vector<std::string> args{"SUBSCRIBE"};
+  args.insert(args.end(), state->channels.begin(), state->channels.end());
+  Result<std::vector<RedisReply>> confirmations =
+      co_await connection->ExecuteExpecting(RedisCommand(args), state->channels.size());
+  if (!confirmations.ok()) co_return confirmations.status();
+  for (const RedisReply& reply : *confirmations) {
+    if (!reply.is_array() || reply.elements().empty() || !reply.elements()[0].IsText("subscribe")) {
+      co_return Unavailable("Redis at " + state->url.Describe() + " answered SUBSCRIBE with " +
+                            reply.Describe() + "; is it a Redis that supports pub/sub?");
+    }
+  }
+  state->client_id = id->integer();
+  co_return Status::Ok();
+}
+
+asio::awaitable<void> RedisSubscriber::Run(std::shared_ptr<State> state) {
+  while (!state->stopped) {
+    Result<std::shared_ptr<RedisConnection>> connected =
+        co_await RedisConnection::Connect(state->executor, state->url, state->options.connection);
+    if (state->stopped) {
+      if (connected.ok()) (*connected)->Close(Unavailable("sessiond is shutting down"));
+      break;
+    }
+    if (!connected.ok()) {
+      state->last_error = connected.status();
+    } else {
+      std::shared_ptr<RedisConnection> connection = std::move(connected).value();
+      Status subscribed = co_await Subscribe(state, connection);
+      if (!subscribed.ok() || state->stopped || !connection->is_open()) {
+        connection->Close(subscribed.ok() ? Unavailable("closed during set-up") : subscribed);
+        if (!subscribed.ok()) state->last_error = subscribed;
+      } else {
+        auto reason = std::make_shared<Status>();
+        connection->SetCloseHandler([state, reason](const Status& why) {
+          *reason = why;
+          state->wake.cancel();
+        });
+        state->connection = connection;
+        state->backoff.Reset();
+        ++state->subscriptions;
+        if (state->handlers.on_subscribed) state->handlers.on_subscribed(state->client_id);
+        // Idle: PING now and then. The reply's deadline is what notices a dead link; the PING
+        // itself is not awaited here so this loop keeps waking on close.
+        while (connection->is_open() && !state->stopped) {
+          state->wake.expires_after(state->options.ping_interval);
+          boost::system::error_code ec;
+          co_await state->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          if (!ec && connection->is_open() && connection->pending() == 0) {
+            asio::co_spawn(
+                state->executor,
+                [connection]() -> asio::awaitable<void> {
+                  RedisCommand ping{"PING"};
+                  Result<RedisReply> pong = co_await connection->Execute(std::move(ping));
+                  (void)pong;  // a failure has already closed the connection
+                },
+                asio::detached);
+          }
+        }
+        if (reason->ok()) {
+          *reason = Unavailable("the subscription connection to Redis at " + state->url.Describe() +
+                                " was closed");
+        }
+        state->connection.reset();
+        state->client_id = 0;
+        state->last_error = *reason;
+        if (!state->stopped && state->handlers.on_lost) state->handlers.on_lost(*reason);
+      }
+    }
+    if (state->stopped) break;
+    state->wake.expires_after(state->backoff.Next());
+    boost::system::error_code ec;
+    co_await state->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+asio::awaitable<Status> RedisSubscriber::Barrier() {
+  std::shared_ptr<RedisConnection> connection = state_->connection;
+  if (!connection || !connection->is_open()) {
+    co_return Unavailable("the event subscription to Redis at " + state_->url.Describe() +
+                          " is down (" + state_->last_error.message() +
+                          "); sessiond is "
+                          "reconnecting");
+  }
+  RedisCommand ping{"PING"};
+  Result<RedisReply> pong = co_await connection->Execute(std::move(ping));
+  if (!pong.ok()) co_return pong.status();
+  co_return Status::Ok();
+}
+
+bool RedisSubscriber::subscribed() const {
+  return state_->connection && state_->connection->is_open();
+}
+
+int64_t RedisSubscriber::client_id() const { return subscribed() ? state_->client_id : 0; }
+
+Status RedisSubscriber::last_error() const { return state_->last_error; }
+
+uint64_t RedisSubscriber::subscriptions() const { return state_->subscriptions; }
+
+}  // namespace sessiond
