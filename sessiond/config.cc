@@ -257,8 +257,8 @@ Status BuildConfig(const RawFlags& f, DaemonConfig* c) {
 
   c->redis.reset();
   if (!f.redis_url.empty()) {
-    Result<RedisTarget> target = RedisTarget::Parse(f.redis_url);
-    if (!target.ok()) return target.status();
+    Result<RedisUrl> target = RedisUrl::Parse(f.redis_url);
+    if (!target.ok()) return InvalidArgument("--redis: " + target.status().message());
     c->redis = std::move(target).value();
   }
   if (!f.redis_password_file.empty()) {
@@ -384,67 +384,6 @@ std::string_view DaemonModeName(DaemonMode mode) {
 
 std::string_view ReplicationAckName(ReplicationAck ack) {
   return ack == ReplicationAck::kSync ? "sync" : "async";
-}
-
-Result<RedisTarget> RedisTarget::Parse(std::string_view url) {
-  auto bad = [&](std::string_view why) {
-    return InvalidArgument("--redis '" + std::string(url) + "' " + std::string(why) +
-                           "; use redis://[user:password@]HOST:PORT/DB, e.g. "
-                           "redis://127.0.0.1:6379/0");
-  };
-  constexpr std::string_view kScheme = "redis://";
-  if (url.substr(0, kScheme.size()) != kScheme) return bad("does not start with redis://");
-  std::string_view rest = url.substr(kScheme.size());
-
-  RedisTarget target;
-  if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
-    std::string_view credentials = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    size_t colon = credentials.find(':');
-    if (colon == std::string_view::npos) {
-      target.password = std::string(credentials);  // redis://password@host, as redis-cli takes
-    } else {
-      target.user = std::string(credentials.substr(0, colon));
-      target.password = std::string(credentials.substr(colon + 1));
-    }
-  }
-  std::string_view db_text;
-  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
-    db_text = rest.substr(slash + 1);
-    rest = rest.substr(0, slash);
-  }
-  std::string_view port_text;
-  if (!rest.empty() && rest.front() == '[') {  // [::1]:6379
-    size_t close = rest.find(']');
-    if (close == std::string_view::npos) return bad("has an unclosed '['");
-    target.host = std::string(rest.substr(1, close - 1));
-    rest = rest.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return bad("has text after the host");
-      port_text = rest.substr(1);
-    }
-  } else {
-    size_t colon = rest.rfind(':');
-    target.host = std::string(rest.substr(0, colon));
-    if (colon != std::string_view::npos) port_text = rest.substr(colon + 1);
-  }
-  if (target.host.empty()) return bad("names no host");
-  if (!port_text.empty()) {
-    unsigned port = 0;
-    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
-        port > 65535) {
-      return bad("has a bad port");
-    }
-    target.port = static_cast<uint16_t>(port);
-  }
-  if (!db_text.empty()) {
-    auto [end, ec] = std::from_chars(db_text.data(), db_text.data() + db_text.size(), target.db);
-    if (ec != std::errc() || end != db_text.data() + db_text.size()) {
-      return bad("has a database that is not a number");
-    }
-  }
-  return target;
 }
 
 ParsedCommandLine ParseDaemonConfig(int argc, const char* const* argv) {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "replication/redis/redis_url.h"
 #include "replication/session_limits.h"
 #include "sessiond/endpoint.h"
 #include "sessiond/status.h"
@@ -28,18 +29,6 @@ std::string_view DaemonModeName(DaemonMode mode);
 // "async", "sync".
 std::string_view ReplicationAckName(ReplicationAck ack);
 
-// Where redis mode keeps sessions: redis://[user:password@]HOST:PORT[/DB].
-struct RedisTarget {
-  // Returns INVALID_ARGUMENT with a sentence showing the accepted form when `url` is not one.
-  static Result<RedisTarget> Parse(std::string_view url);
-
-  std::string host;
-  uint16_t port = 6379;
-  uint32_t db = 0;
-  std::string user;      // "" = the default user
-  std::string password;  // "" = no AUTH; never logged
-};
-
 struct DaemonConfig {
   DaemonMode mode = DaemonMode::kStandalone;
   std::string node_id;  // defaults to the host name
@@ -49,7 +38,7 @@ struct DaemonConfig {
   std::vector<Endpoint> peers;
   Endpoint admin_listen{Endpoint::Kind::kTcp, "127.0.0.1", 7600, ""};
 
-  std::optional<RedisTarget> redis;  // set by --redis; its password may come from a file
+  std::optional<RedisUrl> redis;  // set by --redis; its password may come from a file
   bool redis_near_cache = false;
   ReplicationAck replication_ack = ReplicationAck::kSync;
   uint32_t backups = 1;

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "replication/redis/redis_manager.h"
 #include "replication/standalone_manager.h"
 
 namespace sessiond {
@@ -19,9 +20,16 @@ Result<std::unique_ptr<SessionManager>> MakeSessionManager(const DaemonConfig& c
     case DaemonMode::kStandalone:
       return std::unique_ptr<SessionManager>(
           std::make_unique<StandaloneManager>(executor, std::move(options)));
+    case DaemonMode::kRedis: {
+      RedisOptions redis;
+      redis.url = *config.redis;  // the parser requires --redis in this mode
+      redis.near_cache =
+          config.redis_near_cache ? RedisNearCacheMode::kValidated : RedisNearCacheMode::kOff;
+      return std::unique_ptr<SessionManager>(
+          std::make_unique<RedisManager>(executor, std::move(options), std::move(redis)));
+    }
     case DaemonMode::kDelta:
     case DaemonMode::kBackup:
-    case DaemonMode::kRedis:
       break;
   }
   return Unavailable("mode " + std::string(DaemonModeName(config.mode)) +

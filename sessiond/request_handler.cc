@@ -62,7 +62,7 @@ asio::awaitable<void> RequestHandler::Handle(v1::ClientRequest& request,
                            "than this daemon may be sending one it does not know)"),
            response);
   if (metrics_ != nullptr) metrics_->RecordRequestWithoutOp();
-  return Answered(Metrics::Op::kPing, response, Clock::time_point{});
+  return AnsweredWithoutOp();
 }
 
 asio::awaitable<void> RequestHandler::AnswerSession(Metrics::Op op,
@@ -102,10 +102,11 @@ asio::awaitable<void> RequestHandler::AnswerSessions(Metrics::Op op,
 
 asio::awaitable<void> RequestHandler::Answered(Metrics::Op op, const v1::ClientResponse& response,
                                                Clock::time_point start) {
-  // A request without an operation (start is zero) is counted apart, by Handle.
-  if (start != Clock::time_point{}) Record(op, response, start);
+  Record(op, response, start);
   co_return;
 }
+
+asio::awaitable<void> RequestHandler::AnsweredWithoutOp() { co_return; }
 
 void RequestHandler::Watch(v1::WatchRequest& request, uint64_t watch_id,
                            ConnectionContext& connection, v1::ClientResponse& response) {

@@ -46,6 +46,8 @@ class RequestHandler {
   // For the operations answered without waiting: records `op` and completes at once.
   asio::awaitable<void> Answered(Metrics::Op op, const v1::ClientResponse& response,
                                  std::chrono::steady_clock::time_point start);
+  // For a request with no operation, answered (and counted) by Handle.
+  static asio::awaitable<void> AnsweredWithoutOp();
   void Watch(v1::WatchRequest& request, uint64_t watch_id, ConnectionContext& connection,
              v1::ClientResponse& response);
   void Record(Metrics::Op op, const v1::ClientResponse& response,

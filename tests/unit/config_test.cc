@@ -236,35 +236,5 @@ TEST(DaemonConfigTest, HelpExplainsEveryFlagAndExitsZero) {
   }
 }
 
-TEST(RedisTargetTest, ParsesTheAcceptedForms) {
-  Result<RedisTarget> plain = RedisTarget::Parse("redis://127.0.0.1:6379/0");
-  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
-  EXPECT_EQ(plain->host, "127.0.0.1");
-  EXPECT_EQ(plain->port, 6379);
-  EXPECT_EQ(plain->db, 0u);
-  EXPECT_TRUE(plain->password.empty());
-
-  Result<RedisTarget> full = RedisTarget::Parse("redis://user:pa:ss@[::1]:7000/3");
-  ASSERT_TRUE(full.ok()) << full.status().ToString();
-  EXPECT_EQ(full->user, "user");
-  EXPECT_EQ(full->password, "pa:ss");
-  EXPECT_EQ(full->host, "::1");
-  EXPECT_EQ(full->port, 7000);
-  EXPECT_EQ(full->db, 3u);
-
-  Result<RedisTarget> bare = RedisTarget::Parse("redis://cache");
-  ASSERT_TRUE(bare.ok());
-  EXPECT_EQ(bare->host, "cache");
-  EXPECT_EQ(bare->port, 6379);
-}
-
-TEST(RedisTargetTest, RefusesWhatIsNotARedisUrl) {
-  EXPECT_FALSE(RedisTarget::Parse("127.0.0.1:6379").ok());
-  EXPECT_FALSE(RedisTarget::Parse("redis://").ok());
-  EXPECT_FALSE(RedisTarget::Parse("redis://host:0").ok());
-  EXPECT_FALSE(RedisTarget::Parse("redis://host:6379/x").ok());
-  EXPECT_EQ(RedisTarget::Parse("redis://host:port").status().code(), v1::INVALID_ARGUMENT);
-}
-
 }  // namespace
 }  // namespace sessiond

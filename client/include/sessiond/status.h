@@ -21,7 +21,7 @@ using StatusCode = v1::StatusCode;
 class [[nodiscard]] Status {
  public:
   // An OK status.
-  Status() = default;
+  constexpr Status() = default;
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return Status(); }
@@ -59,7 +59,7 @@ std::string_view StatusCodeName(StatusCode code);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result needs a value or a non-OK status");
   }
@@ -67,9 +67,9 @@ class [[nodiscard]] Result {
   bool ok() const { return v_.index() == 0; }
   // The error; an OK status when there is a value.
   const Status& status() const {
-    // get_if rather than std::get: GCC 12 cannot see that v_ is never valueless and warns
-    // (-Wmaybe-uninitialized) on std::get's throwing path inlined into every caller.
-    static const Status kOk;
+    // constexpr, so no guarded function-local static: GCC 12 loses track of v_'s index across
+    // the guard's call and warns (-Wmaybe-uninitialized) when a Result<T> holding a T dies.
+    static constexpr Status kOk;
     const Status* error = std::get_if<Status>(&v_);
     return error != nullptr ? *error : kOk;
   }
