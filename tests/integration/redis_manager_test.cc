@@ -1,5 +1,7 @@
 // RedisManager (redis mode) against a real redis-server: every operation, TTLs, the principal
-// index, two managers sharing one Redis, events across them, and an outage.
+// index, two managers sharing one Redis, events across them, and an outage. An integration test:
+// it starts redis-server and waits for Redis to expire sessions. The same promises through real
+// daemons and the client library are in redis_mode_test.cc.
 #include "replication/redis/redis_manager.h"
 
 #include <google/protobuf/util/message_differencer.h>
@@ -9,7 +11,9 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -528,7 +532,7 @@ TEST_F(RedisManagerTest, AWatchOnOneNodeSeesChangesAndExpiriesFromAnother) {
   EXPECT_EQ(stats.counters().at("watchers"), 2u);
 }
 
-TEST_F(RedisManagerTest, WhileRedisIsDownEveryRequestIsUnavailableAndTheNodeRecovers) {
+TEST_F(RedisManagerTest, FaultWhileRedisIsDownEveryRequestIsUnavailableAndTheNodeRecovers) {
   auto m = Started("n1");
   const v1::Session s = CreateOk(*m, CreateWith({{"a", "1"}}));
   redis_.Kill9();
@@ -566,7 +570,7 @@ TEST_F(RedisManagerTest, WhileRedisIsDownEveryRequestIsUnavailableAndTheNodeReco
   ASSERT_TRUE(RunUntil([&] { return events.size() == 1; }));  // events resubscribed too
 }
 
-TEST_F(RedisManagerTest, StartsWithoutRedisAndServesOnceItComes) {
+TEST_F(RedisManagerTest, FaultStartsWithoutRedisAndServesOnceItComes) {
   const uint16_t port = redis_.port();
   redis_.Kill9();
   RedisOptions options = Options();

@@ -1,12 +1,13 @@
-// The Redis client on Asio (RedisUrl, RedisConnection, RedisPool, RedisSubscriber), against a
-// real redis-server started by RedisProcess.
+// The Redis client on Asio (RedisConnection, RedisPool, RedisSubscriber), against a real
+// redis-server started by RedisProcess. An integration test: it starts processes, and the outage
+// cases wait for reconnection backoff. RedisUrl's parsing is a unit test (redis_url_test.cc).
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstdio>
-#include <fstream>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -69,56 +70,6 @@ class RedisClientTest : public ::testing::Test {
 
   asio::io_context io_;
 };
-
-TEST(RedisUrlTest, ParsesEveryPart) {
-  Result<RedisUrl> url = RedisUrl::Parse("redis://app:s%40cret@redis.internal:6380/3");
-  ASSERT_TRUE(url.ok()) << url.status().ToString();
-  EXPECT_EQ(url->host, "redis.internal");
-  EXPECT_EQ(url->port, 6380);
-  EXPECT_EQ(url->db, 3u);
-  EXPECT_EQ(url->user, "app");
-  EXPECT_EQ(url->password, "s@cret");
-  EXPECT_EQ(url->Describe(), "redis.internal:6380/3");  // never the password
-}
-
-TEST(RedisUrlTest, DefaultsAndPasswordOnly) {
-  Result<RedisUrl> url = RedisUrl::Parse("redis://secret@[::1]");
-  ASSERT_TRUE(url.ok()) << url.status().ToString();
-  EXPECT_EQ(url->host, "::1");
-  EXPECT_EQ(url->port, 6379);
-  EXPECT_EQ(url->db, 0u);
-  EXPECT_EQ(url->user, "");
-  EXPECT_EQ(url->password, "secret");
-  EXPECT_EQ(url->Describe(), "[::1]:6379/0");
-}
-
-TEST(RedisUrlTest, RejectsWhatItCannotUse) {
-  for (const char* bad : {"http://h:1/0", "redis://h:0/0", "redis://h:70000/0", "redis://h:1/x",
-                          "redis://:1/0", "redis://u:%zz@h:1/0"}) {
-    Result<RedisUrl> url = RedisUrl::Parse(bad);
-    ASSERT_FALSE(url.ok()) << bad;
-    EXPECT_EQ(url.status().code(), v1::INVALID_ARGUMENT) << bad;
-    EXPECT_NE(url.status().message().find("redis://"), std::string::npos) << bad;
-  }
-  Result<RedisUrl> tls = RedisUrl::Parse("rediss://h:1/0");
-  ASSERT_FALSE(tls.ok());
-  EXPECT_NE(tls.status().message().find("not supported yet"), std::string::npos);
-}
-
-TEST(RedisUrlTest, ReadsThePasswordFromAFile) {
-  const std::string path = ::testing::TempDir() + "/redis_url_test_password";
-  {
-    std::ofstream out(path);
-    out << "from-file\n";
-  }
-  RedisUrl url;
-  ASSERT_TRUE(url.LoadPasswordFile(path).ok());
-  EXPECT_EQ(url.password, "from-file");
-  std::remove(path.c_str());
-  Status missing = url.LoadPasswordFile(path);
-  EXPECT_EQ(missing.code(), v1::INVALID_ARGUMENT);
-  EXPECT_NE(missing.message().find(path), std::string::npos);
-}
 
 TEST_F(RedisClientTest, PipelinedRepliesMatchTheirCommandsInOrder) {
   RedisProcess redis;
@@ -186,7 +137,7 @@ TEST_F(RedisClientTest, AnUnansweredCommandFailsAtItsDeadlineAndClosesTheConnect
   EXPECT_EQ(Await(c->Execute(RedisCommand{"PING"})).status().code(), v1::UNAVAILABLE);
 }
 
-TEST_F(RedisClientTest, AKilledServerFailsEveryPendingCommand) {
+TEST_F(RedisClientTest, FaultAKilledServerFailsEveryPendingCommand) {
   RedisProcess redis;
   ASSERT_TRUE(redis.Start());
   std::shared_ptr<RedisConnection> c = Connect(Url(redis));
@@ -253,7 +204,7 @@ TEST_F(RedisClientTest, ConnectingToNothingFailsWithASentence) {
       << c.status().message();
 }
 
-TEST_F(RedisClientTest, PoolAnswersUnavailableWhileRedisIsDownAndReconnectsByItself) {
+TEST_F(RedisClientTest, FaultPoolAnswersUnavailableWhileRedisIsDownAndReconnectsByItself) {
   RedisProcess redis;
   ASSERT_TRUE(redis.Start());
   RedisPoolOptions options;
@@ -345,7 +296,7 @@ TEST_F(RedisClientTest, SubscriberDeliversEveryMessageBeforeItsBarrier) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(received[i], std::to_string(i));
 }
 
-TEST_F(RedisClientTest, SubscriberResubscribesAfterRedisComesBack) {
+TEST_F(RedisClientTest, FaultSubscriberResubscribesAfterRedisComesBack) {
   RedisProcess redis;
   ASSERT_TRUE(redis.Start());
   int lost = 0, subscriptions = 0;
