@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds request_fuzz with clang (libFuzzer, ASan, UBSan) in BUILD_DIR and fuzzes for SECONDS.
+# Builds request_fuzz with clang (libFuzzer, ASan) in BUILD_DIR and fuzzes for SECONDS.
 # Usage: run_smoke.sh SOURCE_DIR BUILD_DIR SECONDS
 set -euo pipefail
 src=$1 build=$2 seconds=$3
@@ -7,11 +7,13 @@ if ! command -v clang++ >/dev/null; then
   echo "clang++ is not installed: run .ci/install-deps" >&2
   exit 1
 fi
-flags="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined -O1 -g"
-cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+# ASan only: clang 14 fails to compile Asio coroutines under -fsanitize=undefined ("Cannot
+# represent a difference across sections").
+flags="-fsanitize=address,fuzzer-no-link -O1 -g"
+cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=None \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
-  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address" \
   -DSESSIOND_FUZZ=ON >/dev/null
 cmake --build "$build" --target request_fuzz
 # A working corpus seeded from the committed one (valid requests of every kind), so a short run
