@@ -259,7 +259,9 @@ ModeRun BenchRunner::RunOnce(const std::string& mode, int nodes, int repetition)
   std::error_code ec;
   std::filesystem::create_directories(cluster.work_dir, ec);
 
-  progress_.Update(Describe(run) + ": starting " + std::to_string(nodes) + " nodes");
+  progress_.Update(Describe(run) + (mode == "redis-direct"
+                                        ? std::string(": starting redis-server")
+                                        : ": starting " + std::to_string(nodes) + " nodes"));
   ClusterLauncher launcher(cluster);
   if (Status status = launcher.Start(); !status.ok()) {
     run.not_run = StartFailureReason(status);

@@ -9,7 +9,8 @@
 #   a. throughput, 50 connections, closed loop (one request in flight per connection):
 #      sessiond Get (no touch), redis-benchmark HGETALL, redis-direct Get (sessiond-bench's own
 #      Redis client: HGETALL); then sessiond Update, redis-benchmark HSET, redis-direct Update
-#      (HSET + PEXPIRE pipelined). redis-benchmark is given the request count sessiond served.
+#      (HSET + PEXPIRE pipelined). redis-benchmark is given the request count sessiond served
+#      (at least 100 000).
 #   b. one client, one request at a time: sessiond Get over TCP and over its Unix socket,
 #      redis-benchmark -c 1 HGETALL over TCP and over its Unix socket.
 #   c. resident bytes per session: a fresh sessiond, VmRSS before and after creating
@@ -34,7 +35,7 @@ while [[ $# -gt 0 ]]; do
     --duration-s) duration_s="$2"; shift 2 ;;
     --mem-sessions) mem_sessions="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,6 +60,8 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work/run"
+  # The scratch directory goes too unless the results were written inside it.
+  [[ "$out" == "$work"/* ]] || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -83,7 +86,7 @@ start_sessiond() {
   pids+=("$sd_pid")
   for _ in $(seq 100); do [[ -s "$dir/ports.json" ]] && break; sleep 0.1; done
   [[ -s "$dir/ports.json" ]] || { echo "sessiond did not start:"; cat "$dir/log"; exit 1; } >&2
-  sd_tcp=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client"])' "$dir/ports.json")
+  sd_tcp=127.0.0.1:$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client"])' "$dir/ports.json")
 }
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
@@ -154,7 +157,7 @@ EOF
 
 # redis-benchmark, printing "<ops/s> <p50 ms> <p99 ms>".
 run_redis_benchmark() {
-  redis-benchmark "$@" --csv | python3 -c '
+  redis-benchmark --csv "$@" | python3 -c '
 import csv, sys
 rows = list(csv.reader(sys.stdin))
 head, row = rows[0], rows[-1]
@@ -165,7 +168,8 @@ print(get["rps"], get["p50_latency_ms"], get["p99_latency_ms"])'
 echo "foundation figures: $reps repetitions, ${duration_s}s measured per run, scratch $work" >&2
 for rep in $(seq "$reps"); do
   mkdir -p "$work/run"
-  echo "== repetition $rep/$reps" >&2
+  echo "== repetition $rep/$reps (load average $(cut -d' ' -f1 /proc/loadavg))" >&2
+  record "load average at start" machine "$(cut -d' ' -f1 /proc/loadavg)"
 
   # a + b: one sessiond and one redis-server serve every throughput and latency run of this rep.
   start_sessiond "$rep"
@@ -179,7 +183,9 @@ for rep in $(seq "$reps"); do
     read -r ops p50 p99 < <(run_bench "sd-$op-$rep" "$sd_tcp" "$mix" "$conns" 2)
     record "$op c$conns ops/s" sessiond "$ops"
     echo "  $op x$conns: sessiond $ops ops/s" >&2
-    n=$(python3 -c "print(max(10000, int(float('$ops') * $duration_s)))")
+    # The request count sessiond served, at least 100 000 so that a slow sessiond run does not
+    # leave Redis's run too short to measure.
+    n=$(python3 -c "print(max(100000, int(float('$ops') * $duration_s)))")
     read -r rops _ _ < <(run_redis_benchmark -p "$rd_port" -c "$conns" -n "$n" -r "$sessions" "${rcmd[@]}")
     record "$op c$conns ops/s" redis-benchmark "$rops"
     echo "  $op x$conns: redis-benchmark $rops ops/s ($n requests)" >&2
@@ -253,5 +259,7 @@ for p in ("p50", "p99"):
 print(f"| resident bytes per session (RSS delta) | {cell(('bytes/session rss', 'sessiond'))} | "
       f"{cell(('bytes/session rss', 'redis'))} (redis-server) | |")
 print(f"| bytes per session (Redis used_memory delta) | | {cell(('bytes/session used_memory', 'redis'))} | |")
+print(f"\nload average (2 cores) at the start of each repetition: "
+      f"{', '.join(f'{x:.1f}' for x in values.get(('load average at start', 'machine'), []))}")
 EOF
 echo "raw numbers: $raw" >&2

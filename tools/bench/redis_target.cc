@@ -57,7 +57,8 @@ asio::awaitable<Status> RedisTarget::Connect() {
     started_ = true;
     pool_.Start();
   }
-  if (!co_await pool_.WaitConnected(connect_timeout_)) {
+  const bool connected = co_await pool_.WaitConnected(connect_timeout_);
+  if (!connected) {
     co_return Unavailable(
         fmt::format("no connection to Redis within {} ms: {}", connect_timeout_.count(),
                     pool_.last_error().ok() ? "no answer" : pool_.last_error().message()));
@@ -105,7 +106,8 @@ asio::awaitable<Result<std::string>> RedisTarget::Create(uint32_t /*node*/, Attr
   std::vector<RedisCommand> commands;
   commands.emplace_back(hset);
   commands.push_back(RedisCommand{"PEXPIRE", key, idle_ms_});
-  Status status = Check(co_await pool_.ExecuteAll(std::move(commands)), "session's creation");
+  Result<std::vector<RedisReply>> replies = co_await pool_.ExecuteAll(std::move(commands));
+  Status status = Check(replies, "session's creation");
   if (!status.ok()) co_return status;
   co_return id;
 }
@@ -120,7 +122,8 @@ asio::awaitable<Status> RedisTarget::Get(uint32_t /*node*/, std::string id, bool
     commands.push_back(RedisCommand{"PEXPIRE", key, idle_ms_});
   }
   Result<std::vector<RedisReply>> replies = co_await pool_.ExecuteAll(std::move(commands));
-  if (Status status = Check(replies, "session's read"); !status.ok()) co_return status;
+  Status status = Check(replies, "session's read");
+  if (!status.ok()) co_return status;
   const RedisReply& fields = replies->front();
   if (!fields.is_array() || fields.elements().empty()) {
     co_return NotFound("session " + id + " does not exist in Redis");
@@ -143,7 +146,8 @@ asio::awaitable<Status> RedisTarget::Set(uint32_t /*node*/, std::string id, std:
   commands.push_back(RedisCommand{"HSET", key, RedisSessionLayout::AttributeField(name), value, "a",
                                   std::to_string(NowMs())});
   commands.push_back(RedisCommand{"PEXPIRE", key, idle_ms_});
-  co_return Check(co_await pool_.ExecuteAll(std::move(commands)), "attribute's write");
+  Result<std::vector<RedisReply>> replies = co_await pool_.ExecuteAll(std::move(commands));
+  co_return Check(replies, "attribute's write");
 }
 
 }  // namespace sessiond::bench

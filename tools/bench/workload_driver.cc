@@ -55,7 +55,8 @@ class WorkloadDriver::LoadThread {
 
   // Creates `count` sessions, the k-th homed at node (first_global + k) % nodes.
   asio::awaitable<void> Populate(int count, int first_global, RunProgress* progress) {
-    if (Status connected = co_await target_->Connect(); !connected.ok()) {
+    Status connected = co_await target_->Connect();
+    if (!connected.ok()) {
       populate_error_ = connected;
       co_return;
     }
@@ -479,7 +480,10 @@ LostWriteLedger::Verdict WorkloadDriver::VerifyWrites(const LostWriteLedger& led
             LostWriteLedger::Observation observation{Unavailable("no node is alive"), {}};
             // A few tries: a connection broken by the crash must not pass for a lost session.
             for (int attempt = 0; node >= 0 && attempt < 3; ++attempt) {
-              if (attempt == 0 && !connected) connected = (co_await target->Connect()).ok();
+              if (attempt == 0 && !connected) {
+                Status status = co_await target->Connect();
+                connected = status.ok();
+              }
               Status got = co_await target->Get(static_cast<uint32_t>(node), id, false,
                                                 &observation.attributes);
               observation.status = got;

@@ -2,10 +2,10 @@
 // sessiond::AsyncClient (SessiondTarget), or Redis used directly (RedisTarget, via
 // RedisDirectDriver).
 //
-// Each of `threads` load threads runs its own io_context with, for every node, its share of the
-// `connections` per node (AsyncClient pipelines concurrent calls on one connection). A thread owns
-// a slice of the sessions (shared-nothing: no locks while measuring); the sessions it creates
-// during the run join its slice.
+// Each of `threads` load threads runs its own io_context and its own target holding, for every
+// node, its share of the `connections` per node (both targets pipeline concurrent calls on one
+// connection). A thread owns a slice of the sessions (shared-nothing: no locks while measuring);
+// the sessions it creates during the run join its slice.
 //
 // Closed loop: connections x nodes workers in all, each sending its next request when the previous
 // one is answered; latency is measured from the send. Open loop (`rate` > 0): each thread sends at
@@ -14,8 +14,7 @@
 // omission).
 //
 // Routing: a request goes to its session's home node with probability `sticky`, to a uniformly
-// chosen node otherwise. A client's endpoint list is its node followed by the others, so after a
-// node dies its connections move to the next node, as a load balancer would send the users there.
+// chosen node otherwise (SessiondTarget says how a dead node's connections move on).
 //
 // Threading: see LoadDriver (blocking calls from one thread; the load threads live inside).
 #ifndef SESSIOND_TOOLS_BENCH_WORKLOAD_DRIVER_H_
