@@ -21,7 +21,7 @@ using StatusCode = v1::StatusCode;
 class [[nodiscard]] Status {
  public:
   // An OK status.
-  constexpr Status() = default;
+  Status() = default;
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return Status(); }
@@ -55,6 +55,9 @@ Status Internal(std::string message);
 // The code's protocol name, e.g. "NOT_FOUND".
 std::string_view StatusCodeName(StatusCode code);
 
+// What Result::status() returns when it holds a value.
+inline const Status kOkStatus{};
+
 // Either a value or a non-OK Status.
 template <typename T>
 class [[nodiscard]] Result {
@@ -67,11 +70,12 @@ class [[nodiscard]] Result {
   bool ok() const { return v_.index() == 0; }
   // The error; an OK status when there is a value.
   const Status& status() const {
-    // constexpr, so no guarded function-local static: GCC 12 loses track of v_'s index across
-    // the guard's call and warns (-Wmaybe-uninitialized) when a Result<T> holding a T dies.
-    static constexpr Status kOk;
+    // A namespace-scope constant, not a guarded function-local static: GCC 12 loses track of
+    // v_'s index across the guard's call and warns (-Wmaybe-uninitialized) when a Result<T>
+    // holding a T dies. (constexpr would do too, but clang 14 cannot evaluate libstdc++'s
+    // std::string constructor at compile time.)
     const Status* error = std::get_if<Status>(&v_);
-    return error != nullptr ? *error : kOk;
+    return error != nullptr ? *error : kOkStatus;
   }
 
   // REQUIRES: ok().
