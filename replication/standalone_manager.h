@@ -18,8 +18,8 @@ namespace sessiond {
 struct ManagerOptions {
   std::string node_id;
   SessionLimits limits;
-  const Clock* clock = nullptr;    // required
-  IdGenerator* ids = nullptr;      // required
+  const Clock* clock = nullptr;  // required
+  IdGenerator* ids = nullptr;    // required
 };
 
 class StandaloneManager final : public SessionManager {

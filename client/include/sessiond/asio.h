@@ -5,9 +5,11 @@
 #ifndef SESSIOND_ASIO_H_
 #define SESSIOND_ASIO_H_
 
+// The order is the point of this header; Google style would regroup it.
+// clang-format off
 #include <utility>
-
 #include <boost/asio.hpp>
+// clang-format on
 
 namespace sessiond {
 namespace asio = boost::asio;

@@ -21,9 +21,9 @@ struct Endpoint {
   std::string ToString() const;
 
   Kind kind = Kind::kTcp;
-  std::string host;  // kTcp
+  std::string host;   // kTcp
   uint16_t port = 0;  // kTcp
-  std::string path;  // kUnix
+  std::string path;   // kUnix
 };
 
 }  // namespace sessiond
