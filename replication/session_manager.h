@@ -10,8 +10,10 @@
 #ifndef SESSIOND_REPLICATION_SESSION_MANAGER_H_
 #define SESSIOND_REPLICATION_SESSION_MANAGER_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +36,15 @@ class WatchHandle {
 struct Readiness {
   bool ready = false;
   std::string detail;  // why not, or what was done ("state transfer 40% from n2")
+};
+
+// A summary of the sessions a node holds: equal on two nodes exactly when they hold the same
+// sessions with the same content (ids, principal, limits, attributes), whatever the versions and
+// the order changes arrived in. Shown by `sessionctl digest` and the admin endpoint's /digest,
+// so convergence can be checked from outside.
+struct ContentDigest {
+  uint64_t sessions = 0;
+  uint64_t hash = 0;
 };
 
 class SessionManager {
@@ -70,6 +81,13 @@ class SessionManager {
   virtual v1::NodeStats Stats() const = 0;
   // Joined and caught up (for /readyz).
   virtual Readiness Ready() const = 0;
+  // The content digest of the sessions this node holds; nullopt when it holds none itself
+  // (redis mode, where Redis is the store).
+  virtual std::optional<ContentDigest> Digest() const { return std::nullopt; }
+  // Appends the mode's own metric families, in the Prometheus text format, to /metrics (gauges
+  // such as sessions held as primary, state-transfer progress). Stats() counters are exported
+  // already, as sessiond_manager_counter{name="..."}.
+  virtual void AppendMetrics(std::string& out) const { (void)out; }
 };
 
 }  // namespace sessiond

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "replication/content_digest.h"
 #include "replication/event_hub.h"
 #include "replication/session_store.h"
 
@@ -164,6 +165,8 @@ class StandaloneManager::Impl {
     return Readiness{true, "serving; standalone, no replication"};
   }
 
+  ContentDigest Digest() const { return DigestOf(store_, options_.clock->NowMs()); }
+
   size_t ExpireDue() {
     const int64_t now = options_.clock->NowMs();
     // Publish after the store is done: a sink may call back into the manager.
@@ -279,6 +282,8 @@ std::unique_ptr<WatchHandle> StandaloneManager::Watch(std::vector<std::string> i
 v1::NodeStats StandaloneManager::Stats() const { return impl_->Stats(); }
 
 Readiness StandaloneManager::Ready() const { return impl_->Ready(); }
+
+std::optional<ContentDigest> StandaloneManager::Digest() const { return impl_->Digest(); }
 
 size_t StandaloneManager::ExpireDue() { return impl_->ExpireDue(); }
 

@@ -42,6 +42,7 @@ class StandaloneManager final : public SessionManager {
   std::unique_ptr<WatchHandle> Watch(std::vector<std::string> ids, EventSink sink) override;
   v1::NodeStats Stats() const override;
   Readiness Ready() const override;
+  std::optional<ContentDigest> Digest() const override;
 
   // Expires every session due at the clock's now; returns how many. The expiry timer calls it;
   // tests call it after moving a ManualClock.

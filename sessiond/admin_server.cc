@@ -1,13 +1,17 @@
 #include "sessiond/admin_server.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <map>
+#include <optional>
 #include <utility>
 
-#include "sessiond/log_errors.h"
+#include "replication/json_string.h"
+#include "replication/log_errors.h"
 
 namespace sessiond {
 namespace {
@@ -19,36 +23,6 @@ using namespace std::chrono_literals;
 constexpr auto kIoTimeout = 10s;
 constexpr size_t kMaxRequestBodyBytes = 64u << 10;
 constexpr size_t kMaxHeaderBytes = 16u << 10;
-
-void AppendJsonString(std::string& out, std::string_view text) {
-  out.push_back('"');
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 }  // namespace
 
@@ -152,11 +126,12 @@ asio::awaitable<void> AdminServer::Serve(asio::ip::tcp::socket socket) {
 
 AdminResponse AdminServer::Route(std::string_view method, std::string_view target) const {
   const std::string_view path = target.substr(0, target.find('?'));
-  const bool known =
-      path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/cluster";
+  const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics" ||
+                     path == "/cluster" || path == "/digest";
   if (!known) {
     return {404, "text/plain; charset=utf-8",
-            "not found: the admin endpoint serves /healthz, /readyz, /metrics and /cluster\n"};
+            "not found: the admin endpoint serves /healthz, /readyz, /metrics, /cluster and "
+            "/digest\n"};
   }
   if (method != "GET") {
     return {405, "text/plain; charset=utf-8",
@@ -171,23 +146,41 @@ AdminResponse AdminServer::Route(std::string_view method, std::string_view targe
     return {readiness.ready ? 200u : 503u, "text/plain; charset=utf-8", std::move(body)};
   }
   if (path == "/metrics") {
-    return {200, "text/plain; version=0.0.4; charset=utf-8",
-            metrics_.RenderPrometheus(manager_.Stats(), manager_.Ready().ready)};
+    std::string body = metrics_.RenderPrometheus(manager_.Stats(), manager_.Ready().ready);
+    manager_.AppendMetrics(body);
+    if (cluster_ != nullptr) cluster_->View().AppendPrometheus(body);
+    return {200, "text/plain; version=0.0.4; charset=utf-8", std::move(body)};
   }
+  if (path == "/digest") return DigestResponse();
   return {200, "application/json", ClusterJson()};
 }
 
-std::string AdminServer::ClusterJson() const {
-  std::vector<ClusterMember> members;
-  if (members_) members = members_();
-  if (members.empty()) {
-    members.push_back(ClusterMember{node_.node_id, "", node_.incarnation, "alive", true});
+AdminResponse AdminServer::DigestResponse() const {
+  const std::optional<ContentDigest> digest = manager_.Digest();
+  if (!digest) {
+    return {404, "text/plain; charset=utf-8",
+            fmt::format("this node holds no sessions itself in {} mode, so it has no digest; "
+                        "compare the store behind it instead\n",
+                        manager_.mode())};
   }
   std::string out = "{\"node_id\":";
   AppendJsonString(out, node_.node_id);
   out += ",\"mode\":";
   AppendJsonString(out, node_.mode);
-  out += ",\"incarnation\":" + std::to_string(node_.incarnation);
+  out += fmt::format(",\"sessions\":{},\"digest\":\"{:016x}\",\"ready\":{}}}\n", digest->sessions,
+                     digest->hash, manager_.Ready().ready);
+  return {200, "application/json", std::move(out)};
+}
+
+std::string AdminServer::ClusterJson() const {
+  const v1::NodeStats stats = manager_.Stats();
+  std::string out = "{\"node_id\":";
+  AppendJsonString(out, node_.node_id);
+  out += ",\"mode\":";
+  AppendJsonString(out, node_.mode);
+  // 64-bit numbers travel as strings, as protobuf's JSON mapping does: a JSON reader that keeps
+  // numbers as doubles would round them.
+  out += ",\"incarnation\":\"" + std::to_string(node_.incarnation) + "\"";
   out += ",\"ready\":";
   out += manager_.Ready().ready ? "true" : "false";
   out += ",\"listen\":{\"client\":";
@@ -197,22 +190,51 @@ std::string AdminServer::ClusterJson() const {
   out += ",\"admin_port\":" + std::to_string(node_.admin_port);
   out += ",\"unix\":";
   AppendJsonString(out, node_.unix_path);
+  out += "},\"sessions\":" + std::to_string(stats.sessions());
+  // The mode's counters (sessions held as primary, backup and proxy in backup mode, ...), in
+  // name order so that the answer is stable.
+  out += ",\"counters\":{";
+  std::map<std::string, uint64_t> counters(stats.counters().begin(), stats.counters().end());
+  bool first = true;
+  for (const auto& [name, value] : counters) {
+    if (!first) out += ",";
+    first = false;
+    AppendJsonString(out, name);
+    out += ":" + std::to_string(value);
+  }
   out += "},\"members\":[";
-  for (size_t i = 0; i < members.size(); ++i) {
-    const ClusterMember& member = members[i];
-    if (i > 0) out += ",";
+  if (cluster_ == nullptr) {
     out += "{\"node_id\":";
-    AppendJsonString(out, member.node_id);
+    AppendJsonString(out, node_.node_id);
+    out += ",\"peer_address\":\"\",\"incarnation\":\"" + std::to_string(node_.incarnation) +
+           "\",\"state\":\"alive\",\"self\":true}]}\n";
+    return out;
+  }
+  const ClusterView view = cluster_->View();
+  first = true;
+  for (const MemberView& m : view.members) {
+    if (!first) out += ",";
+    first = false;
+    out += "{\"node_id\":";
+    AppendJsonString(out, m.member.node_id);
     out += ",\"peer_address\":";
-    AppendJsonString(out, member.peer_address);
-    out += ",\"incarnation\":" + std::to_string(member.incarnation);
+    AppendJsonString(out, m.member.self ? view.advertise_address : m.member.address);
+    out += ",\"incarnation\":\"" + std::to_string(m.member.incarnation) + "\"";
     out += ",\"state\":";
-    AppendJsonString(out, member.state);
+    AppendJsonString(out, MemberStateName(m.member.state));
     out += ",\"self\":";
-    out += member.self ? "true" : "false";
+    out += m.member.self ? "true" : "false";
+    if (!m.member.self) {
+      // Lag is what the peer has not acknowledged yet: messages, and bytes still queued here.
+      out += fmt::format(
+          ",\"link\":\"{}\",\"queue_frames\":{},\"queue_bytes\":{},\"unacked\":{},"
+          "\"rtt_ms\":{},\"heard_ago_ms\":{},\"bytes_sent\":{},\"bytes_received\":{}",
+          m.linked ? "up" : "down", m.queue_frames, m.queue_bytes, m.unacked(), m.rtt_ms,
+          m.heard_ago_ms, m.counters.bytes_out, m.counters.bytes_in);
+    }
     out += "}";
   }
-  out += "]}\n";
+  out += "],\"cluster\":" + view.ToJson() + "}\n";
   return out;
 }
 

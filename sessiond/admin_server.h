@@ -3,7 +3,10 @@
 //   GET /healthz  200 "ok": the process is alive and its loop turns.
 //   GET /readyz   200 when the manager is ready (joined, caught up), else 503; the body says why.
 //   GET /metrics  the Prometheus text format: Metrics plus the manager's Stats().
-//   GET /cluster  JSON: this node (id, mode, incarnation, ports) and the members it sees.
+//   GET /cluster  JSON: this node (id, mode, incarnation, ports, session counters) and the
+//                 members it sees, with their link state, queue depth and replication lag.
+//   GET /digest   JSON: the content digest of the sessions this node holds (sessionctl digest),
+//                 so that convergence of replicas can be checked from outside.
 //
 // Unknown paths are 404, other methods 405. Every read and write has a deadline, and at most
 // kMaxConnections admin connections are open at once (more are closed at accept).
@@ -19,6 +22,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "replication/cluster/cluster.h"
 #include "replication/session_manager.h"
 #include "sessiond/asio.h"
 #include "sessiond/endpoint.h"
@@ -39,15 +43,6 @@ struct NodeInfo {
   std::string unix_path;  // "" when there is no Unix socket
 };
 
-// One member of the membership view.
-struct ClusterMember {
-  std::string node_id;
-  std::string peer_address;  // "" when unknown or none
-  uint64_t incarnation = 0;
-  std::string state;  // "alive", "suspect", "dead", "left"
-  bool self = false;
-};
-
 // An HTTP answer, as the router builds it.
 struct AdminResponse {
   unsigned status = 200;
@@ -59,9 +54,6 @@ class AdminServer {
  public:
   static constexpr size_t kMaxConnections = 64;
 
-  // The members a clustered mode sees; when unset, /cluster lists only this node.
-  using MembersProvider = std::function<std::vector<ClusterMember>()>;
-
   // `manager` and `metrics` must outlive the server.
   AdminServer(asio::any_io_executor executor, SessionManager& manager, const Metrics& metrics);
   ~AdminServer();
@@ -72,7 +64,10 @@ class AdminServer {
   Result<uint16_t> Listen(const Endpoint& endpoint);
   // What /cluster reports about this node; set once the listeners are bound.
   void SetNodeInfo(NodeInfo info) { node_ = std::move(info); }
-  void SetMembersProvider(MembersProvider provider) { members_ = std::move(provider); }
+  // The cluster of a clustered mode (not owned; must outlive the server): /cluster lists its
+  // members and links, /metrics adds its peer and membership families. Without one, /cluster
+  // lists only this node.
+  void SetCluster(const Cluster* cluster) { cluster_ = cluster; }
 
   // Starts accepting.
   void Start();
@@ -87,12 +82,13 @@ class AdminServer {
   asio::awaitable<void> Accept();
   asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
   std::string ClusterJson() const;
+  AdminResponse DigestResponse() const;
 
   asio::any_io_executor executor_;
   SessionManager& manager_;
   const Metrics& metrics_;
   NodeInfo node_;
-  MembersProvider members_;
+  const Cluster* cluster_ = nullptr;
   asio::ip::tcp::acceptor acceptor_;
   // The sockets of open admin connections, so Stop() can close them. Owned by Serve's frames.
   std::unordered_set<asio::ip::tcp::socket*> open_;

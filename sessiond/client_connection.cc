@@ -4,7 +4,7 @@
 
 #include <utility>
 
-#include "sessiond/log_errors.h"
+#include "replication/log_errors.h"
 
 namespace sessiond {
 namespace {

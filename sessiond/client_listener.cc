@@ -8,7 +8,7 @@
 #include <cstring>
 #include <utility>
 
-#include "sessiond/log_errors.h"
+#include "replication/log_errors.h"
 
 namespace sessiond {
 namespace {

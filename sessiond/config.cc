@@ -31,11 +31,17 @@ struct RawFlags {
   std::string admin_listen = "127.0.0.1:7600";
   std::string redis_url;
   std::string redis_password_file;
+  std::string redis_tls_ca_file;
+  std::string redis_tls_cert_file;
+  std::string redis_tls_key_file;
   bool redis_near_cache = false;
-  std::string replication_ack = "sync";
+  std::string replication_ack;  // "" = the mode's default
   uint32_t backups = 1;
   bool backup_move_on_access = true;
   std::string cluster_secret_file;
+  std::string cluster_name = "sessiond";
+  std::string peer_advertise;
+  uint32_t peer_dead_after_ms = 1800;
   std::string log_level = "info";
   std::string port_file;
   uint64_t max_frame_bytes = 16u << 20;
@@ -92,11 +98,23 @@ void AddFlags(CLI::App& app, RawFlags& f) {
       ->type_name("HOST:PORT");
   app.add_option(
          "--redis", f.redis_url,
-         "The Redis that redis mode keeps sessions in: redis://[user:password@]HOST:PORT/DB.")
+         "The Redis that redis mode keeps sessions in: redis://[user:password@]HOST:PORT/DB, or "
+         "rediss://... for TLS (the server's certificate must name HOST).")
       ->type_name("URL");
   app.add_option("--redis-password-file", f.redis_password_file,
                  "Read the Redis password from this file rather than from the --redis URL, so it "
                  "does not show in the process list.")
+      ->type_name("PATH");
+  app.add_option("--redis-tls-ca-file", f.redis_tls_ca_file,
+                 "With rediss://, the PEM file of the CA certificates Redis's certificate must "
+                 "chain to; default: the system trust store.")
+      ->type_name("PATH");
+  app.add_option("--redis-tls-cert-file", f.redis_tls_cert_file,
+                 "With rediss://, a PEM client certificate to present, for a Redis with "
+                 "tls-auth-clients yes; needs --redis-tls-key-file.")
+      ->type_name("PATH");
+  app.add_option("--redis-tls-key-file", f.redis_tls_key_file,
+                 "With rediss://, the PEM private key of --redis-tls-cert-file (unencrypted).")
       ->type_name("PATH");
   app.add_flag("--redis-near-cache", f.redis_near_cache,
                "In redis mode, keep recently read sessions in memory and drop them when Redis "
@@ -104,8 +122,8 @@ void AddFlags(CLI::App& app, RawFlags& f) {
   app.add_option(
          "--replication-ack", f.replication_ack,
          "When a write is answered: sync (after every replica applied it) or async (at once; "
-         "a write can be lost if this node dies within the replication delay).")
-      ->capture_default_str()
+         "a write can be lost if this node dies within the replication delay). Default: async "
+         "in delta mode, sync in backup mode.")
       ->type_name("sync|async");
   app.add_option("--backups", f.backups,
                  "In backup mode, how many other nodes hold a full copy of each session.")
@@ -121,6 +139,20 @@ void AddFlags(CLI::App& app, RawFlags& f) {
                  "A file holding the shared secret peers prove with HMAC-SHA256 in the handshake; "
                  "without it any node that can reach the peer port may join.")
       ->type_name("PATH");
+  app.add_option("--cluster-name", f.cluster_name,
+                 "The cluster this node belongs to; nodes with different names refuse each "
+                 "other's links, so two clusters on one network cannot merge by a typo in --peers.")
+      ->capture_default_str()
+      ->type_name("NAME");
+  app.add_option("--peer-advertise", f.peer_advertise,
+                 "The HOST:PORT other nodes should dial to reach this node's peer port, when it "
+                 "differs from --peer-listen (a wildcard listen address, NAT, a proxy).")
+      ->type_name("HOST:PORT");
+  app.add_option("--peer-dead-after-ms", f.peer_dead_after_ms,
+                 "A peer silent this long is declared dead (suspect after a little over half of "
+                 "it); heartbeats go out every ninth of it, at most every 200 ms.")
+      ->capture_default_str()
+      ->type_name("MS");
   app.add_option("--log-level", f.log_level,
                  "How much to log: trace, debug, info, warn, error, critical or off.")
       ->capture_default_str()
@@ -205,6 +237,41 @@ Status Check(bool ok, std::string sentence) {
   return ok ? Status::Ok() : InvalidArgument(std::move(sentence));
 }
 
+// A file sessiond will open later: checked now, so a typo fails at start with the flag's name.
+Status CheckReadableFile(std::string_view flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return InvalidArgument(std::string(flag) + " '" + path + "' cannot be read: " +
+                           std::strerror(errno) + "; check the path and its permissions");
+  }
+  return Status::Ok();
+}
+
+// The --redis-tls-* flags: only with a rediss:// --redis, the certificate with its key.
+Status BuildRedisTls(const RawFlags& f, DaemonConfig* c) {
+  c->redis_tls = RedisTlsOptions{f.redis_tls_ca_file, f.redis_tls_cert_file, f.redis_tls_key_file};
+  const bool any = !f.redis_tls_ca_file.empty() || !f.redis_tls_cert_file.empty() ||
+                   !f.redis_tls_key_file.empty();
+  if (!any) return Status::Ok();
+  if (!c->redis || !c->redis->tls) {
+    return InvalidArgument(
+        "--redis-tls-ca-file, --redis-tls-cert-file and --redis-tls-key-file apply to TLS "
+        "connections only; name the Redis with rediss://HOST:PORT/DB to turn TLS on");
+  }
+  if (f.redis_tls_cert_file.empty() != f.redis_tls_key_file.empty()) {
+    return InvalidArgument(
+        "--redis-tls-cert-file and --redis-tls-key-file go together; give both (a client "
+        "certificate and its key) or neither");
+  }
+  for (const auto& [flag, path] : {std::pair{"--redis-tls-ca-file", &f.redis_tls_ca_file},
+                                   std::pair{"--redis-tls-cert-file", &f.redis_tls_cert_file},
+                                   std::pair{"--redis-tls-key-file", &f.redis_tls_key_file}}) {
+    if (path->empty()) continue;
+    if (Status s = CheckReadableFile(flag, *path); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
 // Turns what CLI11 filled into a DaemonConfig, with a sentence for the first bad value.
 Status BuildConfig(const RawFlags& f, DaemonConfig* c) {
   if (f.mode == "standalone") {
@@ -274,9 +341,13 @@ Status BuildConfig(const RawFlags& f, DaemonConfig* c) {
   if (c->mode == DaemonMode::kRedis && !c->redis) {
     return InvalidArgument("--mode redis needs --redis redis://HOST:PORT/DB naming the Redis");
   }
+  if (Status s = BuildRedisTls(f, c); !s.ok()) return s;
   c->redis_near_cache = f.redis_near_cache;
 
-  if (f.replication_ack == "sync") {
+  if (f.replication_ack.empty()) {
+    c->replication_ack =
+        c->mode == DaemonMode::kBackup ? ReplicationAck::kSync : ReplicationAck::kAsync;
+  } else if (f.replication_ack == "sync") {
     c->replication_ack = ReplicationAck::kSync;
   } else if (f.replication_ack == "async") {
     c->replication_ack = ReplicationAck::kAsync;
@@ -300,6 +371,30 @@ Status BuildConfig(const RawFlags& f, DaemonConfig* c) {
       return s;
     }
   }
+
+  if (f.cluster_name.empty()) {
+    return InvalidArgument("--cluster-name is empty; name the cluster (every node the same)");
+  }
+  c->cluster_name = f.cluster_name;
+  c->peer_advertise.clear();
+  if (!f.peer_advertise.empty()) {
+    Endpoint advertise;
+    if (Status s = ParseTcpEndpoint("--peer-advertise", f.peer_advertise, &advertise); !s.ok()) {
+      return s;
+    }
+    if (advertise.port == 0) {
+      return InvalidArgument("--peer-advertise '" + f.peer_advertise +
+                             "' has port 0; name the port peers can actually dial");
+    }
+    c->peer_advertise = advertise.ToString();
+  }
+  if (Status s = Check(f.peer_dead_after_ms >= 100 && f.peer_dead_after_ms <= 600'000,
+                       "--peer-dead-after-ms " + std::to_string(f.peer_dead_after_ms) +
+                           " is out of range; use 100 to 600000");
+      !s.ok()) {
+    return s;
+  }
+  c->peer_dead_after = std::chrono::milliseconds(f.peer_dead_after_ms);
 
   static constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
                                                  "error", "critical", "off"};
@@ -380,10 +475,6 @@ std::string_view DaemonModeName(DaemonMode mode) {
       return "redis";
   }
   return "unknown";
-}
-
-std::string_view ReplicationAckName(ReplicationAck ack) {
-  return ack == ReplicationAck::kSync ? "sync" : "async";
 }
 
 ParsedCommandLine ParseDaemonConfig(int argc, const char* const* argv) {

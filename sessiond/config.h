@@ -7,6 +7,7 @@
 #ifndef SESSIOND_SESSIOND_CONFIG_H_
 #define SESSIOND_SESSIOND_CONFIG_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -14,7 +15,9 @@
 #include <string_view>
 #include <vector>
 
+#include "replication/redis/redis_tls_options.h"
 #include "replication/redis/redis_url.h"
+#include "replication/replication_ack.h"
 #include "replication/session_limits.h"
 #include "sessiond/endpoint.h"
 #include "sessiond/status.h"
@@ -22,12 +25,9 @@
 namespace sessiond {
 
 enum class DaemonMode { kStandalone, kDelta, kBackup, kRedis };
-enum class ReplicationAck { kAsync, kSync };
 
 // "standalone", "delta", "backup", "redis".
 std::string_view DaemonModeName(DaemonMode mode);
-// "async", "sync".
-std::string_view ReplicationAckName(ReplicationAck ack);
 
 struct DaemonConfig {
   DaemonMode mode = DaemonMode::kStandalone;
@@ -39,11 +39,16 @@ struct DaemonConfig {
   Endpoint admin_listen{Endpoint::Kind::kTcp, "127.0.0.1", 7600, ""};
 
   std::optional<RedisUrl> redis;  // set by --redis; its password may come from a file
+  RedisTlsOptions redis_tls;      // --redis-tls-*; only with a rediss:// --redis
   bool redis_near_cache = false;
-  ReplicationAck replication_ack = ReplicationAck::kSync;
+  // Unless --replication-ack says otherwise: async in delta mode, sync in backup mode.
+  ReplicationAck replication_ack = ReplicationAck::kAsync;
   uint32_t backups = 1;
   bool backup_move_on_access = true;
   std::string cluster_secret;  // read from --cluster-secret-file; "" = peers are not authenticated
+  std::string cluster_name = "sessiond";
+  std::string peer_advertise;  // "host:port" peers dial; "" = the bound --peer-listen address
+  std::chrono::milliseconds peer_dead_after{1800};  // a silent peer is dead after this
 
   std::string log_level = "info";  // a spdlog level name
   std::string port_file;           // "" = none

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "sessiond/log_errors.h"
+#include "replication/log_errors.h"
 #include "sessiond/manager_factory.h"
 
 namespace sessiond {
@@ -49,19 +49,21 @@ int Daemon::Run() {
   if (!spdlog::get("sessiond")) SetUpLogging(config_.log_level);
   // Asio sends with MSG_NOSIGNAL, but a write to a closed peer must never kill the daemon.
   ::signal(SIGPIPE, SIG_IGN);
-  incarnation_ = static_cast<uint64_t>(clock_.NowMs());
+  incarnation_ = Cluster::NewIncarnation();
 
-  Result<std::unique_ptr<SessionManager>> manager =
-      MakeSessionManager(config_, io_.get_executor(), clock_, ids_);
-  if (!manager.ok()) {
-    spdlog::error("cannot start: {}", manager.status().message());
+  Result<ModeRuntime> runtime =
+      MakeModeRuntime(config_, io_.get_executor(), clock_, ids_, incarnation_);
+  if (!runtime.ok()) {
+    spdlog::error("cannot start: {}", runtime.status().message());
     return 1;
   }
-  manager_ = std::move(manager).value();
-  handler_ = std::make_unique<RequestHandler>(*manager_, &metrics_);
+  runtime_ = std::move(runtime).value();
+  SessionManager& manager = *runtime_.manager;
+  handler_ = std::make_unique<RequestHandler>(manager, &metrics_);
   listener_ = std::make_unique<ClientListener>(io_.get_executor(), *handler_, metrics_,
                                                connection_options_, config_.max_connections);
-  admin_ = std::make_unique<AdminServer>(io_.get_executor(), *manager_, metrics_);
+  admin_ = std::make_unique<AdminServer>(io_.get_executor(), manager, metrics_);
+  admin_->SetCluster(runtime_.cluster.get());
   if (Status status = Bind(); !status.ok()) {
     spdlog::error("cannot start: {}", status.message());
     return 1;
@@ -82,10 +84,15 @@ Status Daemon::Bind() {
   Result<uint16_t> admin_port = admin_->Listen(config_.admin_listen);
   if (!admin_port.ok()) return admin_port.status();
   admin_port_ = *admin_port;
+  if (runtime_.cluster) {
+    // Binds the peer listener and starts dialing --peers; the manager joins in Serve().
+    if (Status status = runtime_.cluster->Start(); !status.ok()) return status;
+    peer_port_ = runtime_.cluster->listen_endpoint().port;
+  }
 
   NodeInfo node;
   node.node_id = config_.node_id;
-  node.mode = std::string(manager_->mode());
+  node.mode = std::string(runtime_.manager->mode());
   node.incarnation = incarnation_;
   node.client_address =
       Endpoint{Endpoint::Kind::kTcp, config_.listen.host, client_port_, ""}.ToString();
@@ -98,8 +105,9 @@ Status Daemon::Bind() {
 }
 
 asio::awaitable<void> Daemon::Serve() {
-  if (Status status = co_await manager_->Start(); !status.ok()) {
-    spdlog::error("cannot start the {} session manager: {}", manager_->mode(), status.message());
+  if (Status status = co_await runtime_.manager->Start(); !status.ok()) {
+    spdlog::error("cannot start the {} session manager: {}", runtime_.manager->mode(),
+                  status.message());
     exit_code_ = 1;
     co_await Shutdown();
     co_return;
@@ -115,9 +123,15 @@ asio::awaitable<void> Daemon::Serve() {
     }
   }
   spdlog::info("sessiond node {} ({} mode, incarnation {}, pid {}) serving clients on {}:{}{}{}",
-               config_.node_id, manager_->mode(), incarnation_, ::getpid(), config_.listen.host,
-               client_port_, config_.unix_path.empty() ? "" : " and unix:", config_.unix_path);
-  spdlog::info("admin HTTP on http://{}:{}/ (healthz, readyz, metrics, cluster)",
+               config_.node_id, runtime_.manager->mode(), incarnation_, ::getpid(),
+               config_.listen.host, client_port_,
+               config_.unix_path.empty() ? "" : " and unix:", config_.unix_path);
+  if (runtime_.cluster) {
+    spdlog::info("peer links on {}:{} (cluster {}, seeds: {})", config_.peer_listen.host,
+                 peer_port_, config_.cluster_name,
+                 config_.peers.empty() ? std::string("none, first node") : PeerList());
+  }
+  spdlog::info("admin HTTP on http://{}:{}/ (healthz, readyz, metrics, cluster, digest)",
                config_.admin_listen.host, admin_port_);
 
   boost::system::error_code ec;
@@ -134,7 +148,9 @@ asio::awaitable<void> Daemon::Shutdown() {
   shutting_down_ = true;
   admin_->Stop();
   co_await listener_->Shutdown();
-  co_await manager_->Stop();
+  // The manager hands off what it must while the peer links are up; then say goodbye.
+  co_await runtime_.manager->Stop();
+  if (runtime_.cluster) co_await runtime_.cluster->Leave("the node is shutting down");
   boost::system::error_code ignored;
   signals_.cancel(ignored);
 }
@@ -146,6 +162,15 @@ asio::awaitable<void> Daemon::ForceExitOnSecondSignal() {
   spdlog::warn("second signal during shutdown: exiting at once");
   spdlog::shutdown();
   std::_Exit(1);
+}
+
+std::string Daemon::PeerList() const {
+  std::string out;
+  for (const Endpoint& peer : config_.peers) {
+    if (!out.empty()) out += ",";
+    out += peer.ToString();
+  }
+  return out;
 }
 
 Status Daemon::WritePortFile() const {

@@ -22,6 +22,7 @@
 #include "sessiond/asio.h"
 #include "sessiond/client_listener.h"
 #include "sessiond/config.h"
+#include "sessiond/manager_factory.h"
 #include "sessiond/metrics.h"
 #include "sessiond/request_handler.h"
 #include "sessiond/status.h"
@@ -50,6 +51,8 @@ class Daemon {
   // {"pid":N,"client":PORT,"peer":PORT,"admin":PORT,"unix":"PATH"}, written to a temporary file
   // and renamed into place so that a reader never sees half of it.
   Status WritePortFile() const;
+  // --peers as "host:port,host:port", for the log.
+  std::string PeerList() const;
 
   const DaemonConfig config_;
   // Declared first so that it is destroyed last, after every object that holds its executor.
@@ -58,7 +61,8 @@ class Daemon {
   RandomIdGenerator ids_;
   Metrics metrics_;
   ConnectionOptions connection_options_;
-  std::unique_ptr<SessionManager> manager_;
+  // The mode's cluster (clustered modes only) and manager; the cluster outlives the manager.
+  ModeRuntime runtime_;
   std::unique_ptr<RequestHandler> handler_;
   std::unique_ptr<ClientListener> listener_;
   std::unique_ptr<AdminServer> admin_;

@@ -8,7 +8,7 @@
 #include <map>
 #include <utility>
 
-#include "replication/cluster/log_on_exception.h"
+#include "replication/log_errors.h"
 
 namespace sessiond {
 namespace {
@@ -119,7 +119,7 @@ Status Cluster::Impl::Start() {
   started_ = true;
   if (options_.heartbeat_interval.count() > 0) {
     asio::co_spawn(executor_, HeartbeatLoop(shared_from_this()),
-                   LogOnException("cluster heartbeat loop"));
+                   LogErrors("cluster heartbeat loop"));
   }
   return Status::Ok();
 }

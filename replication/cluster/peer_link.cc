@@ -7,7 +7,7 @@
 #include <iterator>
 #include <utility>
 
-#include "replication/cluster/log_on_exception.h"
+#include "replication/log_errors.h"
 
 namespace sessiond {
 namespace {
@@ -56,8 +56,8 @@ void PeerLink::Start() {
   // During the handshake the read deadline bounds the whole exchange.
   read_deadline_ = Now() + options_.handshake_timeout;
   asio::co_spawn(socket_.get_executor(), Watchdog(shared_from_this()),
-                 LogOnException("peer link watchdog"));
-  asio::co_spawn(socket_.get_executor(), Run(shared_from_this()), LogOnException("peer link"));
+                 LogErrors("peer link watchdog"));
+  asio::co_spawn(socket_.get_executor(), Run(shared_from_this()), LogErrors("peer link"));
 }
 
 const std::string& PeerLink::peer_name() const {
@@ -69,7 +69,7 @@ asio::awaitable<void> PeerLink::Run(std::shared_ptr<PeerLink> self) {
   if (!handshake.ok() || state_ == State::kClosed) co_return;
   state_ = State::kEstablished;
   read_deadline_ = TimePoint::max();  // ReadEnvelope arms it per read from now on
-  asio::co_spawn(socket_.get_executor(), WriteLoop(self), LogOnException("peer link writer"));
+  asio::co_spawn(socket_.get_executor(), WriteLoop(self), LogErrors("peer link writer"));
   if (observer_ != nullptr) observer_->OnLinkEstablished(*this);
   if (state_ == State::kClosed) co_return;
   co_await ReadLoop();

@@ -8,7 +8,7 @@
 #include <random>
 #include <utility>
 
-#include "replication/cluster/log_on_exception.h"
+#include "replication/log_errors.h"
 
 namespace sessiond {
 namespace {
@@ -170,7 +170,7 @@ Status PeerNetwork::Impl::Start() {
   spdlog::info("node {} (cluster '{}', incarnation {}) listens for peers on {}",
                options_.self.node_id, options_.self.cluster, options_.self.incarnation,
                listen_endpoint_.ToString());
-  asio::co_spawn(executor_, AcceptLoop(shared_from_this()), LogOnException("peer accept loop"));
+  asio::co_spawn(executor_, AcceptLoop(shared_from_this()), LogErrors("peer accept loop"));
   for (const Endpoint& seed : options_.seeds) {
     // The same --peers list is often given to every node; this node's own entry is skipped
     // here when it is spelled the same, and found out by the handshake otherwise.
@@ -220,8 +220,7 @@ void PeerNetwork::Impl::AddTarget(std::string address, Endpoint endpoint, bool s
   it->second =
       std::make_shared<DialTarget>(executor_, std::move(address), std::move(endpoint), seed);
   it->second->node_id = std::string(node_id);
-  asio::co_spawn(executor_, DialLoop(shared_from_this(), it->second),
-                 LogOnException("peer dial loop"));
+  asio::co_spawn(executor_, DialLoop(shared_from_this(), it->second), LogErrors("peer dial loop"));
 }
 
 void PeerNetwork::Impl::RemoveTarget(

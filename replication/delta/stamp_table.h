@@ -14,10 +14,17 @@
 // was created hold no stamp and compare as the oldest. The delta mode's stamps live beside the
 // SessionStore rather than inside its packed AttributeBlock; see the report on moving them.
 //
+// Anti-entropy: sessions fall into kBuckets buckets by a hash of their id, and the table keeps,
+// per bucket, the XOR of a hash of every stamp it holds (session id, field, name, clock, node,
+// tombstone). Every change updates it in O(1), so two replicas compare their stamps by
+// exchanging 256 numbers, and a differing bucket names the few sessions to exchange. Hashes
+// are FNV-1a based: stable across processes, builds and machines.
+//
 // Threading: not thread-safe; owned by the DeltaManager's event loop.
 #ifndef SESSIOND_REPLICATION_DELTA_STAMP_TABLE_H_
 #define SESSIOND_REPLICATION_DELTA_STAMP_TABLE_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -40,8 +47,29 @@ struct Stamp {
 // Strict "happened later" order: clock first, node id to break ties.
 bool StampAfter(const Stamp& a, const Stamp& b);
 
+// One stamp, as Adopt takes them.
+struct StampRecord {
+  StampedField field = StampedField::kAttribute;
+  std::string_view name;
+  uint64_t clock = 0;
+  std::string_view node;
+  bool removed = false;
+};
+
+// Transparent hashing, so lookups by string_view do not build a std::string.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 class StampTable {
  public:
+  static constexpr size_t kBuckets = 256;
+  using BucketHashes = std::array<uint64_t, kBuckets>;
+
+  // The anti-entropy bucket of a session id.
+  static uint32_t Bucket(std::string_view session);
+
   explicit StampTable(size_t max_removed_ids);
   StampTable(const StampTable&) = delete;
   StampTable& operator=(const StampTable&) = delete;
@@ -51,6 +79,10 @@ class StampTable {
   // Records `stamp` for the field; `removed` marks an attribute tombstone.
   void Set(std::string_view session, StampedField field, std::string_view name, uint64_t clock,
            std::string_view node, bool removed = false);
+  // Replaces every stamp of `session` with `stamps`, and sets its touch_sent_ms, in one lookup:
+  // the bulk path of state transfer, where a node takes in a million sessions at once.
+  void Adopt(std::string_view session, const std::vector<StampRecord>& stamps,
+             int64_t touch_sent_ms);
   // Whether the attribute's newest stamp is a tombstone.
   bool IsTombstone(std::string_view session, std::string_view name) const;
 
@@ -70,6 +102,16 @@ class StampTable {
   // Whether `session` was removed lately (among the last max_removed_ids removals).
   bool WasRemoved(std::string_view session) const;
 
+  // Calls fn(id) for every id among the recent removals, oldest first.
+  void ForEachRemoved(const std::function<void(const std::string&)>& fn) const;
+
+  // Per bucket, the XOR of the hashes of every stamp its sessions hold.
+  const BucketHashes& bucket_hashes() const { return buckets_; }
+
+  // Makes room for `sessions` sessions in all, so a state transfer does not rehash the table
+  // again and again as it fills.
+  void Reserve(size_t sessions) { sessions_.reserve(sessions); }
+
   // Sessions with stamps, for leak checks.
   size_t session_count() const { return sessions_.size(); }
 
@@ -88,12 +130,18 @@ class StampTable {
 
   uint32_t Intern(std::string_view node);
   const Entry* FindEntry(std::string_view session, StampedField field, std::string_view name) const;
+  // The hash of one stamp of the session whose id hashes to `id_hash`.
+  uint64_t EntryHash(uint64_t id_hash, const Entry& e) const;
+  // XORs every stamp of `stamps` into (or out of) the bucket of `session`.
+  void ToggleAll(std::string_view session, const SessionStamps& stamps);
 
   const size_t max_removed_ids_;
-  std::vector<std::string> nodes_;  // index 0 is ""
-  std::unordered_map<std::string, SessionStamps> sessions_;
+  std::vector<std::string> nodes_;     // index 0 is ""
+  std::vector<uint64_t> node_hashes_;  // of nodes_, by the same index
+  std::unordered_map<std::string, SessionStamps, StringHash, std::equal_to<>> sessions_;
+  BucketHashes buckets_{};
   std::deque<std::string> removed_order_;
-  std::unordered_set<std::string> removed_;
+  std::unordered_set<std::string, StringHash, std::equal_to<>> removed_;
 };
 
 }  // namespace sessiond

@@ -46,7 +46,7 @@ RedisConnection::RedisConnection(const asio::any_io_executor& executor, RedisUrl
     : executor_(executor),
       url_(std::move(url)),
       options_(std::move(options)),
-      socket_(executor),
+      stream_(executor, url_.tls ? options_.tls : nullptr),
       deadline_timer_(executor),
       reader_(redisReaderCreate()),
       read_buffer_(kReadChunk) {
@@ -59,6 +59,12 @@ asio::awaitable<Result<std::shared_ptr<RedisConnection>>> RedisConnection::Conne
     asio::any_io_executor executor, RedisUrl url, RedisConnectionOptions options) {
   const std::string where = url.Describe();
   const std::chrono::milliseconds connect_timeout = options.connect_timeout;
+  if (url.tls && !options.tls) {
+    RedisTlsOptions system_trust;
+    Result<std::shared_ptr<RedisTlsContext>> made = RedisTlsContext::Create(system_trust);
+    if (!made.ok()) co_return Unavailable(made.status().message());
+    options.tls = std::move(made).value();
+  }
   std::shared_ptr<RedisConnection> connection(
       new RedisConnection(executor, std::move(url), std::move(options)));
 
@@ -78,16 +84,23 @@ asio::awaitable<Result<std::shared_ptr<RedisConnection>>> RedisConnection::Conne
     watch->timed_out = true;
     watch->resolver.cancel();
     connection->Close(Unavailable("timed out"));
-    boost::system::error_code ignored;
-    connection->socket_.close(ignored);
+    connection->stream_.Close();
   });
   auto finish = [&] {
     watch->done = true;
     timer.cancel();
   };
+  bool tls_handshaking = false;
   auto failure = [&](std::string what) -> Status {
     finish();
     connection->Close(Unavailable(what));
+    if (watch->timed_out && tls_handshaking) {
+      // A plain port reads a TLS hello as an unfinished command and waits for the rest.
+      return Unavailable("Redis at " + where + " did not finish the TLS handshake within " +
+                         Ms(connect_timeout) +
+                         "; check that the port in rediss:// is Redis's tls-port (a plain port "
+                         "does not answer TLS)");
+    }
     if (watch->timed_out) {
       return Unavailable("could not reach Redis at " + where + " within " + Ms(connect_timeout) +
                          "; check that it is running and reachable from this host");
@@ -103,14 +116,18 @@ asio::awaitable<Result<std::shared_ptr<RedisConnection>>> RedisConnection::Conne
     co_return failure("cannot resolve the Redis host '" + connection->url_.host + "' (" +
                       ec.message() + "); check --redis");
   }
-  co_await asio::async_connect(connection->socket_, endpoints,
+  co_await asio::async_connect(connection->stream_.socket(), endpoints,
                                asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     co_return failure("cannot connect to Redis at " + where + " (" + ec.message() +
                       "); check that it is running and reachable from this host");
   }
-  connection->socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-  connection->socket_.set_option(asio::socket_base::keep_alive(true), ec);
+  connection->stream_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  connection->stream_.socket().set_option(asio::socket_base::keep_alive(true), ec);
+  tls_handshaking = true;
+  Status secured = co_await connection->stream_.Handshake(connection->url_.host, where);
+  if (!secured.ok()) co_return failure(secured.message());
+  tls_handshaking = false;
   connection->Start();
 
   // The handshake goes out as one write: one round trip whatever it holds. The PING at the end
@@ -129,9 +146,9 @@ asio::awaitable<Result<std::shared_ptr<RedisConnection>>> RedisConnection::Conne
   Result<Replies> replies = co_await connection->ExecuteAll(std::move(handshake));
   if (!replies.ok()) {
     co_return failure("Redis at " + where +
-                      " accepted the connection but did not complete "
-                      "the handshake: " +
-                      replies.status().message());
+                      " accepted the connection but did not complete the handshake: " +
+                      replies.status().message() +
+                      (u.tls ? "" : "; if that port is Redis's tls-port, use rediss://"));
   }
   for (const RedisReply& reply : *replies) {
     if (!reply.is_error()) continue;
@@ -223,11 +240,12 @@ asio::awaitable<void> RedisConnection::WriteLoop(std::shared_ptr<RedisConnection
   while (open_ && !out_.empty()) {
     writing_.swap(out_);
     boost::system::error_code ec;
-    co_await asio::async_write(socket_, asio::buffer(writing_),
-                               asio::redirect_error(asio::use_awaitable, ec));
+    co_await stream_.async_write(asio::buffer(writing_),
+                                 asio::redirect_error(asio::use_awaitable, ec));
     writing_.clear();
     if (ec) {
-      Close(Unavailable("writing to Redis at " + url_.Describe() + " failed (" + ec.message() +
+      Close(Unavailable("writing to Redis at " + url_.Describe() + " failed (" +
+                        stream_.DescribeError(ec) +
                         "); a request in flight may or may not have been applied"));
       break;
     }
@@ -239,11 +257,11 @@ asio::awaitable<void> RedisConnection::WriteLoop(std::shared_ptr<RedisConnection
 asio::awaitable<void> RedisConnection::ReadLoop(std::shared_ptr<RedisConnection> /*self*/) {
   while (open_) {
     boost::system::error_code ec;
-    size_t n = co_await socket_.async_read_some(asio::buffer(read_buffer_),
+    size_t n = co_await stream_.async_read_some(asio::buffer(read_buffer_),
                                                 asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       Close(Unavailable("the connection to Redis at " + url_.Describe() + " was lost (" +
-                        (ec == asio::error::eof ? std::string("closed by Redis") : ec.message()) +
+                        stream_.DescribeError(ec) +
                         "); a request in flight may or may not have been applied"));
       co_return;
     }
@@ -309,9 +327,7 @@ asio::awaitable<void> RedisConnection::DeadlineLoop(std::shared_ptr<RedisConnect
 void RedisConnection::Close(const Status& reason) {
   if (!open_) return;
   open_ = false;
-  boost::system::error_code ignored;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  stream_.Close();
   deadline_timer_.cancel();
   out_.clear();
   std::deque<Pending> pending = std::move(pending_);

@@ -1,4 +1,5 @@
-// RedisConnection: one TCP connection to Redis, pipelined.
+// RedisConnection: one TCP connection to Redis, pipelined; TLS over it for rediss:// URLs
+// (RedisStream), the same for every kind of connection (pool, subscriber, near cache).
 //
 // Commands are written as soon as they are submitted (those submitted while a write is in
 // flight go out together in the next one) and their replies are matched in order against a
@@ -28,6 +29,8 @@
 
 #include "replication/redis/redis_command.h"
 #include "replication/redis/redis_reply.h"
+#include "replication/redis/redis_stream.h"
+#include "replication/redis/redis_tls_context.h"
 #include "replication/redis/redis_url.h"
 #include "sessiond/asio.h"
 #include "sessiond/status.h"
@@ -37,7 +40,8 @@ struct redisReader;  // hiredis
 namespace sessiond {
 
 struct RedisConnectionOptions {
-  // Bounds name resolution, the TCP connect and the AUTH/SELECT handshake together.
+  // Bounds name resolution, the TCP connect, the TLS handshake and the AUTH/SELECT handshake
+  // together.
   std::chrono::milliseconds connect_timeout{1000};
   // How long a command may wait for its reply before the connection is declared dead.
   std::chrono::milliseconds command_timeout{1000};
@@ -45,6 +49,10 @@ struct RedisConnectionOptions {
   size_t max_pending = 16384;
   // CLIENT SETNAME, so operators can tell sessiond's connections apart; "" = none.
   std::string client_name;
+  // TLS settings for a rediss:// URL, shared by every connection made with these options;
+  // ignored for redis://. Null with rediss:// means the system trust store and no client
+  // certificate.
+  std::shared_ptr<RedisTlsContext> tls;
 };
 
 class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
@@ -55,9 +63,10 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   // Called once, on the executor, when the connection closes for any reason.
   using CloseHandler = std::function<void(const Status& reason)>;
 
-  // Resolves and connects to url.host:url.port, then authenticates, selects url.db, names the
-  // client and PINGs, all within options.connect_timeout. UNAVAILABLE, with a sentence naming
-  // the Redis and what went wrong, when any step fails.
+  // Resolves and connects to url.host:url.port, runs the TLS handshake when url.tls (the
+  // server's certificate checked against url.host), then authenticates, selects url.db, names
+  // the client and PINGs, all within options.connect_timeout. UNAVAILABLE, with a sentence
+  // naming the Redis and what went wrong, when any step fails.
   static asio::awaitable<Result<std::shared_ptr<RedisConnection>>> Connect(
       asio::any_io_executor executor, RedisUrl url, RedisConnectionOptions options);
 
@@ -119,7 +128,7 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   asio::any_io_executor executor_;
   const RedisUrl url_;
   const RedisConnectionOptions options_;
-  asio::ip::tcp::socket socket_;
+  RedisStream stream_;
   asio::steady_timer deadline_timer_;
   redisReader* reader_;  // owned
   std::vector<char> read_buffer_;

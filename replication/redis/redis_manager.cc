@@ -14,6 +14,7 @@
 #include "replication/redis/redis_session_layout.h"
 #include "replication/redis/redis_session_scripts.h"
 #include "replication/redis/redis_subscriber.h"
+#include "replication/redis/redis_tls_context.h"
 #include "replication/session_id.h"
 #include "replication/session_key.h"
 #include "replication/session_store.h"
@@ -155,12 +156,14 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
         redis_(std::move(redis)),
         checks_(options_.limits),
         layout_(redis_.key_prefix, redis_.url.db),
+        tls_(MakeTls(redis_, &tls_error_)),
         pool_(executor_, redis_.url, PoolOptions(redis_.connections, "pool")),
         cache_(redis_.near_cache_max_entries),
         subscribed_signal_(executor_) {}
 
   asio::awaitable<Status> Start() {
     if (started_) co_return Status::Ok();
+    if (!tls_error_.ok()) co_return tls_error_;
     started_ = true;
     std::weak_ptr<Impl> weak = weak_from_this();
 
@@ -507,8 +510,21 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
            tracked_ && tracked_->connected() > 0;
   }
 
+  // The TLS context of a rediss:// URL, shared by every connection; null for redis://, or when
+  // it cannot be made (then *error says why and Start() refuses).
+  static std::shared_ptr<RedisTlsContext> MakeTls(const RedisOptions& redis, Status* error) {
+    if (!redis.url.tls) return nullptr;
+    Result<std::shared_ptr<RedisTlsContext>> made = RedisTlsContext::Create(redis.tls);
+    if (!made.ok()) {
+      *error = made.status();
+      return nullptr;
+    }
+    return std::move(made).value();
+  }
+
   RedisConnectionOptions ConnectionOptions(std::string_view role) const {
     RedisConnectionOptions o;
+    o.tls = tls_;
     o.connect_timeout = redis_.connect_timeout;
     o.command_timeout = redis_.command_timeout;
     o.client_name = fmt::format("sessiond:{}:{}", options_.node_id, role);
@@ -753,6 +769,8 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
   const RequestChecks checks_;
   const RedisSessionLayout layout_;
   const RedisSessionScripts scripts_;
+  Status tls_error_;                      // set by MakeTls
+  std::shared_ptr<RedisTlsContext> tls_;  // null for redis://
   RedisPool pool_;
   std::unique_ptr<RedisSubscriber> subscriber_;  // made by Start()
   std::unique_ptr<RedisPool> tracked_;           // near cache fills; made by Start()

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "replication/redis/redis_tls_options.h"
 #include "replication/redis/redis_url.h"
 #include "replication/session_manager.h"
 #include "replication/standalone_manager.h"
@@ -46,6 +47,9 @@ enum class RedisNearCacheMode {
 
 struct RedisOptions {
   RedisUrl url;
+  // The CA, client certificate and key when url.tls (rediss://); every connection (requests,
+  // events, near cache) uses them.
+  RedisTlsOptions tls;
   // Starts every key and channel, so clusters can share a Redis database.
   std::string key_prefix = "sd:";
   // Pipelined connections for requests.
@@ -74,7 +78,8 @@ class RedisManager final : public SessionManager {
 
   std::string_view mode() const override { return "redis"; }
   // Starts connecting and waits up to the connect timeout for Redis; returns OK either way,
-  // since the node serves once Redis is reachable (see Ready()).
+  // since the node serves once Redis is reachable (see Ready()). INVALID_ARGUMENT, and nothing
+  // started, when the TLS files cannot be used.
   asio::awaitable<Status> Start() override;
   asio::awaitable<void> Stop() override;
 

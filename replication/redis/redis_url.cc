@@ -49,18 +49,19 @@ Result<RedisUrl> RedisUrl::Parse(std::string_view text) {
   auto bad = [&](std::string_view why) {
     // The URL may carry a password, so the sentence names the problem, not the text.
     return InvalidArgument("the Redis URL " + std::string(why) +
-                           "; use redis://[user:password@]HOST:PORT/DB, e.g. "
-                           "redis://127.0.0.1:6379/0");
+                           "; use redis://[user:password@]HOST:PORT/DB (rediss:// for TLS), "
+                           "e.g. redis://127.0.0.1:6379/0");
   };
-  if (text.substr(0, kTlsScheme.size()) == kTlsScheme) {
-    return InvalidArgument(
-        "TLS to Redis (rediss://) is not supported yet; reach Redis over redis:// on a trusted "
-        "network, or through a local TLS tunnel such as stunnel");
-  }
-  if (text.substr(0, kScheme.size()) != kScheme) return bad("does not start with redis://");
-  std::string_view rest = text.substr(kScheme.size());
-
   RedisUrl url;
+  std::string_view rest;
+  if (text.substr(0, kTlsScheme.size()) == kTlsScheme) {
+    url.tls = true;
+    rest = text.substr(kTlsScheme.size());
+  } else if (text.substr(0, kScheme.size()) == kScheme) {
+    rest = text.substr(kScheme.size());
+  } else {
+    return bad("does not start with redis:// or rediss://");
+  }
   if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view credentials = rest.substr(0, at);
     rest = rest.substr(at + 1);

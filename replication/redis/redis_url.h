@@ -1,5 +1,5 @@
 // RedisUrl: where a Redis is and how to log in to it, parsed from
-// redis://[user:password@]HOST:PORT[/DB].
+// redis://[user:password@]HOST:PORT[/DB], or rediss://... for TLS.
 #ifndef SESSIOND_REPLICATION_REDIS_REDIS_URL_H_
 #define SESSIOND_REPLICATION_REDIS_REDIS_URL_H_
 
@@ -14,8 +14,7 @@ namespace sessiond {
 struct RedisUrl {
   // Parses `text`. User and password may be percent-encoded (%40 for '@'); "redis://secret@h"
   // means a password with the default user, as redis-cli reads it. Returns INVALID_ARGUMENT with
-  // a sentence showing the accepted form when `text` is not one; rediss:// (TLS) is refused
-  // with a sentence saying TLS is not supported yet.
+  // a sentence showing the accepted form when `text` is not one. rediss:// sets `tls`.
   static Result<RedisUrl> Parse(std::string_view text);
 
   // Replaces `password` with the contents of the file at `path`, less one trailing newline, so
@@ -30,6 +29,7 @@ struct RedisUrl {
   uint32_t db = 0;
   std::string user;      // "" = the default user
   std::string password;  // "" = no AUTH
+  bool tls = false;      // rediss://: TLS, the server's certificate checked against `host`
 };
 
 }  // namespace sessiond

@@ -18,7 +18,10 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace sessiond::test {
 namespace {
@@ -86,12 +89,63 @@ bool Pings(uint16_t port, std::chrono::milliseconds timeout) {
   return ok;
 }
 
+// Runs `command` with /bin/sh; its output goes to `log`, which is shown when it fails.
+::testing::AssertionResult RunShell(const std::string& command, const std::string& log) {
+  const std::string full = "(" + command + ") >>'" + log + "' 2>&1";
+  const int status = std::system(full.c_str());
+  if (status == 0) return ::testing::AssertionSuccess();
+  std::ifstream in(log);
+  std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return ::testing::AssertionFailure() << "`" << command << "` failed (status " << status
+                                       << "); is the openssl command line installed?\n"
+                                       << output;
+}
+
 std::string ServerBinary() {
   const char* override_path = std::getenv("SESSIOND_REDIS_SERVER");
   return override_path != nullptr && *override_path != '\0' ? override_path : "redis-server";
 }
 
 }  // namespace
+
+::testing::AssertionResult MakeTestPki(const std::string& dir, TestPki* pki,
+                                       const std::string& server_alt_names) {
+  std::error_code ignored;
+  std::filesystem::create_directories(dir, ignored);
+  const std::string log = dir + "/openssl.log";
+  const std::string key = "-nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1";
+  pki->ca_cert = dir + "/ca.crt";
+  pki->ca_key = dir + "/ca.key";
+  pki->server_cert = dir + "/server.crt";
+  pki->server_key = dir + "/server.key";
+  pki->client_cert = dir + "/client.crt";
+  pki->client_key = dir + "/client.key";
+  pki->other_ca_cert = dir + "/other-ca.crt";
+  {
+    std::ofstream(dir + "/server.ext")
+        << "subjectAltName=" << server_alt_names << "\nextendedKeyUsage=serverAuth\n";
+    std::ofstream(dir + "/client.ext") << "extendedKeyUsage=clientAuth\n";
+  }
+  const std::string in_dir = "cd '" + dir + "' && ";
+  const std::vector<std::string> steps{
+      "openssl req -x509 -new " + key +
+          " -keyout ca.key -out ca.crt -days 2 -subj /CN=sessiond-test-ca",
+      "openssl req -x509 -new " + key +
+          " -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=sessiond-other-ca",
+      "openssl req -new " + key + " -keyout server.key -out server.csr -subj /CN=localhost",
+      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+      "-extfile server.ext -out server.crt",
+      "openssl req -new " + key +
+          " -keyout client.key -out client.csr -subj /CN=sessiond-test-client",
+      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+      "-extfile client.ext -out client.crt",
+  };
+  for (const std::string& step : steps) {
+    ::testing::AssertionResult ran = RunShell(in_dir + step, log);
+    if (!ran) return ran;
+  }
+  return ::testing::AssertionSuccess();
+}
 
 RedisProcess::RedisProcess() {
   std::string base = ::testing::TempDir();
@@ -130,11 +184,29 @@ RedisProcess::~RedisProcess() {
   for (int attempt = 0; attempt < kPortAttempts; ++attempt) {
     port_ = PickFreePort();
     if (port_ == 0) return ::testing::AssertionFailure() << "cannot find a free loopback port";
+    if (tls_) {
+      do {
+        tls_port_ = PickFreePort();
+      } while (tls_port_ == port_);
+      if (tls_port_ == 0) return ::testing::AssertionFailure() << "cannot find a free port";
+    }
     bool exited = false;
     result = Spawn(timeout, &exited);
     if (result || !exited) return result;
   }
   return result;
+}
+
+::testing::AssertionResult RedisProcess::StartTls(RedisTlsSetup setup,
+                                                  std::vector<std::string> extra_args,
+                                                  std::chrono::milliseconds timeout) {
+  if (pid_ > 0) return ::testing::AssertionFailure() << "redis-server is already running";
+  if (dir_.empty()) return ::testing::AssertionFailure() << "redis-server has no directory";
+  ::testing::AssertionResult made = MakeTestPki(dir_ + "/tls", &pki_, setup.server_alt_names);
+  if (!made) return made;
+  tls_ = true;
+  tls_setup_ = std::move(setup);
+  return Start(std::move(extra_args), timeout);
 }
 
 ::testing::AssertionResult RedisProcess::Restart(std::chrono::milliseconds timeout) {
@@ -160,6 +232,12 @@ RedisProcess::~RedisProcess() {
                                 log_path_,
                                 "--daemonize",
                                 "no"};
+  if (tls_) {
+    args.insert(args.end(),
+                {"--tls-port", std::to_string(tls_port_), "--tls-cert-file", pki_.server_cert,
+                 "--tls-key-file", pki_.server_key, "--tls-ca-cert-file", pki_.ca_cert,
+                 "--tls-auth-clients", tls_setup_.auth_clients ? "yes" : "no"});
+  }
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::string command_line;
   for (const std::string& arg : args) command_line += (arg.empty() ? "\"\"" : arg) + " ";
@@ -217,6 +295,10 @@ void RedisProcess::Kill9() {
 
 std::string RedisProcess::url(uint32_t db) const {
   return "redis://127.0.0.1:" + std::to_string(port_) + "/" + std::to_string(db);
+}
+
+std::string RedisProcess::tls_url(uint32_t db, const std::string& host) const {
+  return "rediss://" + host + ":" + std::to_string(tls_port_) + "/" + std::to_string(db);
 }
 
 std::string RedisProcess::LogTail(size_t lines) const {

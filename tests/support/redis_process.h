@@ -16,6 +16,14 @@
 //
 // The binary is `redis-server` from PATH, or $SESSIOND_REDIS_SERVER when set.
 //
+// TLS: StartTls() also opens a TLS port, with a throwaway CA, server and client certificates
+// that it makes in its directory with the `openssl` command line (MakeTestPki). The plain port
+// stays open too, for readiness checks and for tests that look into Redis directly.
+//
+//   RedisProcess redis;
+//   ASSERT_TRUE(redis.StartTls({.auth_clients = true}));
+//   ... redis.tls_url() ... redis.pki().ca_cert ... redis.pki().client_cert ...
+//
 // Threading: use a RedisProcess from one test thread.
 #ifndef SESSIOND_TESTS_SUPPORT_REDIS_PROCESS_H_
 #define SESSIOND_TESTS_SUPPORT_REDIS_PROCESS_H_
@@ -30,6 +38,31 @@
 
 namespace sessiond::test {
 
+// A throwaway PKI for TLS tests, as PEM files: a CA, a server certificate and a client
+// certificate it signed, and an unrelated CA that signed neither.
+struct TestPki {
+  std::string ca_cert;
+  std::string ca_key;
+  std::string server_cert;
+  std::string server_key;
+  std::string client_cert;
+  std::string client_key;
+  std::string other_ca_cert;
+};
+
+// Makes a TestPki in `dir` with the openssl command line (EC P-256 keys, valid two days); the
+// server certificate names `server_alt_names` (an openssl subjectAltName value). Fails with
+// openssl's output when it cannot.
+::testing::AssertionResult MakeTestPki(const std::string& dir, TestPki* pki,
+                                       const std::string& server_alt_names);
+
+struct RedisTlsSetup {
+  // tls-auth-clients: whether Redis demands a client certificate signed by the test CA.
+  bool auth_clients = false;
+  // What the server certificate names.
+  std::string server_alt_names = "DNS:localhost,IP:127.0.0.1";
+};
+
 class RedisProcess {
  public:
   RedisProcess();
@@ -43,6 +76,11 @@ class RedisProcess {
                                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // SIGKILL, then reaps the process. Its port is kept for Restart().
   void Kill9();
+  // As Start(), with a TLS port as well (a second free port), its certificates made by
+  // MakeTestPki in dir()/tls.
+  ::testing::AssertionResult StartTls(RedisTlsSetup setup = {},
+                                      std::vector<std::string> extra_args = {},
+                                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // Starts redis-server again on the same port with the same arguments (and, persistence being
   // off, no data), and waits for PING.
   ::testing::AssertionResult Restart(std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -52,6 +90,11 @@ class RedisProcess {
   uint16_t port() const { return port_; }
   // "redis://127.0.0.1:PORT/DB".
   std::string url(uint32_t db = 0) const;
+  // After StartTls: the TLS port, and "rediss://HOST:TLS_PORT/DB".
+  uint16_t tls_port() const { return tls_port_; }
+  std::string tls_url(uint32_t db = 0, const std::string& host = "127.0.0.1") const;
+  // After StartTls: the certificates.
+  const TestPki& pki() const { return pki_; }
   const std::string& dir() const { return dir_; }
   // The last `lines` lines of redis.log.
   std::string LogTail(size_t lines = 30) const;
@@ -65,6 +108,10 @@ class RedisProcess {
   std::string log_path_;
   std::vector<std::string> extra_args_;
   uint16_t port_ = 0;
+  bool tls_ = false;
+  RedisTlsSetup tls_setup_;
+  uint16_t tls_port_ = 0;
+  TestPki pki_;
   pid_t pid_ = -1;
 };
 

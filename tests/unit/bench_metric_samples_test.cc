@@ -12,9 +12,9 @@ namespace {
 constexpr char kExposition[] = R"(# HELP sessiond_sessions Sessions this node holds.
 # TYPE sessiond_sessions gauge
 sessiond_sessions 1200
-# TYPE sessiond_peer_sent_bytes_total counter
-sessiond_peer_sent_bytes_total{peer="n2"} 1000
-sessiond_peer_sent_bytes_total{peer="n3"} 2500.5
+# TYPE sessiond_peer_bytes_sent_total counter
+sessiond_peer_bytes_sent_total{peer="n2"} 1000
+sessiond_peer_bytes_sent_total{peer="n3"} 2500.5
 sessiond_requests_total{status="OK",op="get"} 7 1700000000000
 sessiond_requests_total{op="get",status="NOT_FOUND"} 3
 sessiond_request_duration_seconds_bucket{op="get",le="+Inf"} 10
@@ -27,7 +27,7 @@ TEST(BenchMetricSamplesTest, ParsesSamplesAndSkipsComments) {
   ASSERT_TRUE(samples.ok()) << samples.status().ToString();
   EXPECT_EQ(samples->size(), 8u);
   EXPECT_EQ(samples->Get("sessiond_sessions"), 1200);
-  EXPECT_EQ(samples->Get(R"(sessiond_peer_sent_bytes_total{peer="n3"})"), 2500.5);
+  EXPECT_EQ(samples->Get(R"(sessiond_peer_bytes_sent_total{peer="n3"})"), 2500.5);
   EXPECT_TRUE(std::isnan(*samples->Get(R"(odd{path="a \"quoted\" \\ value"})")));
   EXPECT_TRUE(std::isinf(*samples->Get("neg_inf")));
 }
@@ -43,7 +43,7 @@ TEST(BenchMetricSamplesTest, KeysAreCanonicalWhateverTheLabelOrder) {
 TEST(BenchMetricSamplesTest, SumsOverLabels) {
   auto samples = MetricSamples::Parse(kExposition);
   ASSERT_TRUE(samples.ok());
-  EXPECT_EQ(samples->Sum("sessiond_peer_sent_bytes_total"), 3500.5);
+  EXPECT_EQ(samples->Sum("sessiond_peer_bytes_sent_total"), 3500.5);
   EXPECT_EQ(samples->Sum("sessiond_requests_total"), 10);
   EXPECT_EQ(samples->SumWhere("sessiond_requests_total", "status", "NOT_FOUND"), 3);
   EXPECT_FALSE(samples->Sum("sessiond_absent").has_value());

@@ -163,6 +163,73 @@ TEST(BenchReportTest, JsonIsValidAndComplete) {
   EXPECT_DOUBLE_EQ(results[2].Find("peer_bytes_per_op")->as_double(), 120.0);
 }
 
+// The side-by-side ratios the issues ask for (replication's cost against standalone, the
+// sidecar's against redis-direct) and Redis's memory per session, from runs of known throughput.
+std::vector<ModeRun> RatioRuns() {
+  std::vector<ModeRun> runs;
+  runs.push_back(Ran("standalone", 3, 1, 40'000, 100));    // 4000 ops/s
+  runs.push_back(Ran("delta-async", 3, 1, 30'000, 100));   // 3000 ops/s: 0.75x standalone
+  runs.push_back(Ran("redis", 3, 1, 16'000, 200));         // 1600 ops/s: 0.8x redis-direct
+  runs.push_back(Ran("redis-direct", 3, 1, 20'000, 100));  // 2000 ops/s
+  RedisMemory memory;
+  memory.keys = 2000;
+  memory.used_memory_delta = 2000 * 338;
+  memory.used_bytes_per_key = 338;
+  memory.sample_keys = 20;
+  memory.memory_usage_bytes = 264;
+  memory.encoding = "listpack";
+  runs[2].redis_memory = memory;
+  runs[2].load_average = 7.5;
+  runs[1].offered_rate = 2500;
+  runs[1].calibrated_max_rate = 5000;
+  return runs;
+}
+
+TEST(BenchReportTest, RatiosAgainstTheBaselinesOfTheSameRun) {
+  Report report(Context(), RatioRuns());
+  ASSERT_EQ(report.summaries().size(), 4u);
+  EXPECT_FALSE(report.summaries()[0].vs_standalone);  // itself
+  EXPECT_DOUBLE_EQ(*report.summaries()[1].vs_standalone, 0.75);
+  EXPECT_DOUBLE_EQ(*report.summaries()[2].vs_redis_direct, 0.8);
+  EXPECT_FALSE(report.summaries()[3].vs_redis_direct);
+
+  const std::string table = report.Table();
+  EXPECT_NE(table.find("delta-async n=3: throughput 0.75x standalone's"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("redis n=3: throughput 0.80x redis-direct's: the sidecar costs 20%"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("338 B"), std::string::npos) << table;
+  EXPECT_NE(table.find("listpack"), std::string::npos) << table;
+  EXPECT_NE(table.find("open loop at 2500 requests/s, 0.5 of the 5000/s"), std::string::npos)
+      << table;
+
+  auto doc = JsonValue::Parse(report.Json());
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  const auto& results = doc->Find("results")->as_array();
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_TRUE(results[0].Find("throughput_vs_standalone")->is_null());
+  EXPECT_DOUBLE_EQ(results[1].Find("throughput_vs_standalone")->as_double(), 0.75);
+  EXPECT_DOUBLE_EQ(results[1].Find("offered_rate")->as_double(), 2500);
+  EXPECT_DOUBLE_EQ(results[1].Find("calibrated_max_rate")->as_double(), 5000);
+  EXPECT_DOUBLE_EQ(results[2].Find("throughput_vs_redis_direct")->as_double(), 0.8);
+  EXPECT_DOUBLE_EQ(results[2].Find("load_average")->as_double(), 7.5);
+  const JsonValue* memory = results[2].Find("redis_memory");
+  ASSERT_NE(memory, nullptr);
+  ASSERT_TRUE(memory->is_object());
+  EXPECT_DOUBLE_EQ(memory->Find("used_bytes_per_key")->as_double(), 338);
+  EXPECT_DOUBLE_EQ(memory->Find("memory_usage_bytes")->as_double(), 264);
+  EXPECT_EQ(memory->Find("encoding")->as_string(), "listpack");
+  EXPECT_TRUE(results[3].Find("redis_memory")->is_null());
+
+  // The CSV carries the same columns for every row.
+  std::istringstream csv(report.Csv());
+  std::string line;
+  ASSERT_TRUE(std::getline(csv, line));
+  const auto header = CsvFields(line);
+  while (std::getline(csv, line)) EXPECT_EQ(CsvFields(line).size(), header.size()) << line;
+}
+
 TEST(BenchReportTest, WritesItsFiles) {
   const std::string dir =
       (std::filesystem::temp_directory_path() / ("bench_report_test_" + std::to_string(::getpid())))
@@ -180,6 +247,35 @@ TEST(BenchReportTest, WritesItsFiles) {
     for (const char* name : {"throughput.png", "throughput.svg", "latency.png", "timeline.svg"}) {
       EXPECT_GT(std::filesystem::file_size(dir + "/charts/" + name), 0u) << name;
     }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(BenchReportTest, DrawsLagAndPeerTrafficChartsForASweep) {
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "gnuplot is not installed";
+  }
+  std::vector<ModeRun> runs;
+  for (int nodes : {2, 3, 4}) {
+    ModeRun run = Ran("delta", nodes, 1, 10'000, 100);
+    run.peer_bytes_per_op = 100.0 * (nodes - 1);
+    run.peer_frames_per_op = 0.5;
+    run.load.lag.Record(200'000, 50);
+    run.load.lag_probes = 50;
+    runs.push_back(std::move(run));
+    runs.push_back(Ran("standalone", nodes, 1, 20'000, 50));
+  }
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("bench_sweep_test_" + std::to_string(::getpid())))
+          .string();
+  Report report(Context(), std::move(runs));
+  std::string note;
+  auto written = report.WriteFiles(dir, true, &note);
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  EXPECT_TRUE(note.empty()) << note;
+  for (const char* name : {"lag.png", "lag.svg", "sweep_throughput.png", "sweep_p99.svg",
+                           "sweep_peer_bytes.png", "sweep_peer_bytes.svg"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir + "/charts/" + name)) << name;
   }
   std::filesystem::remove_all(dir);
 }

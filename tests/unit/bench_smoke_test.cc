@@ -52,7 +52,8 @@ TEST(BenchSmokeTest, ComparisonWritesValidResults) {
           .string();
   const std::string command =
       "'" + bench + "' --sessiond '" + sessiond +
-      "' --modes standalone,delta,redis,redis-direct --nodes 2 --sessions 300 --connections 2"
+      "' --modes standalone,delta,redis,redis-nc,redis-direct --nodes 2 --sessions 300"
+      " --connections 2"
       " --warmup-s 1 --duration-s 2 --failover --out-dir '" +
       out + "' > '" + out + ".log' 2>&1";
   std::filesystem::create_directories(out);
@@ -65,7 +66,7 @@ TEST(BenchSmokeTest, ComparisonWritesValidResults) {
   EXPECT_EQ(doc->Find("tool")->as_string(), "sessiond-bench");
   EXPECT_TRUE(doc->Find("failover")->as_bool());
   const auto& results = doc->Find("results")->as_array();
-  ASSERT_EQ(results.size(), 4u);
+  ASSERT_EQ(results.size(), 5u);
 
   for (const JsonValue& row : results) {
     const std::string mode = row.Find("mode")->as_string();
@@ -94,6 +95,29 @@ TEST(BenchSmokeTest, ComparisonWritesValidResults) {
     EXPECT_LE(p99, p999);
     EXPECT_LE(p999, max);
     EXPECT_EQ(row.Find("repetitions")->as_array().size(), 1u);
+    EXPECT_GT(Number(row, "load_average"), 0);
+
+    // Redis's memory per session for the rows with the bench's own Redis; the sidecar's cost
+    // against redis-direct for the redis rows; peer traffic for delta.
+    const JsonValue* memory = row.Find("redis_memory");
+    ASSERT_NE(memory, nullptr);
+    if (mode.rfind("redis", 0) == 0) {
+      ASSERT_TRUE(memory->is_object());
+      EXPECT_EQ(Number(*memory, "keys"), 300);
+      EXPECT_GT(Number(*memory, "used_bytes_per_key"), 0);
+      EXPECT_GT(Number(*memory, "memory_usage_bytes"), 0);
+      EXPECT_FALSE(memory->Find("encoding")->as_string().empty());
+    } else {
+      EXPECT_TRUE(memory->is_null());
+    }
+    if (mode == "redis" || mode == "redis-nc") {
+      EXPECT_GT(Number(row, "throughput_vs_redis_direct"), 0);
+    }
+    if (mode == "delta") {
+      EXPECT_GT(Number(row, "peer_bytes_per_op"), 0);
+      EXPECT_GT(Number(row, "peer_frames_per_op"), 0);
+      EXPECT_GT(Number(row, "throughput_vs_standalone"), 0);
+    }
 
     const JsonValue* failover = row.Find("failover");
     ASSERT_NE(failover, nullptr);
@@ -117,7 +141,7 @@ TEST(BenchSmokeTest, ComparisonWritesValidResults) {
   std::string line;
   int lines = 0;
   while (std::getline(csv, line)) ++lines;
-  EXPECT_EQ(lines, 1 + 4 * 2);
+  EXPECT_EQ(lines, 1 + 5 * 2);
 
   std::error_code ec;
   std::filesystem::remove_all(out, ec);

@@ -50,7 +50,10 @@ TEST(DaemonConfigTest, DefaultsMatchTheDesign) {
   EXPECT_TRUE(config.unix_path.empty());
   EXPECT_TRUE(config.peers.empty());
   EXPECT_FALSE(config.redis.has_value());
-  EXPECT_EQ(config.replication_ack, ReplicationAck::kSync);
+  EXPECT_EQ(config.replication_ack, ReplicationAck::kAsync);
+  EXPECT_EQ(config.cluster_name, "sessiond");
+  EXPECT_TRUE(config.peer_advertise.empty());
+  EXPECT_EQ(config.peer_dead_after, std::chrono::milliseconds(1800));
   EXPECT_EQ(config.backups, 1u);
   EXPECT_TRUE(config.backup_move_on_access);
   EXPECT_EQ(config.max_frame_bytes, 16u << 20);
@@ -140,6 +143,27 @@ TEST(DaemonConfigTest, EveryFlagIsParsed) {
   EXPECT_EQ(config.max_inflight_per_connection, 8u);
 }
 
+TEST(DaemonConfigTest, TheAckDefaultsToAsyncInDeltaAndSyncInBackup) {
+  EXPECT_EQ(ParseOk({"--mode", "delta"}).replication_ack, ReplicationAck::kAsync);
+  EXPECT_EQ(ParseOk({"--mode", "backup"}).replication_ack, ReplicationAck::kSync);
+  EXPECT_EQ(ParseOk({"--mode", "delta", "--replication-ack", "sync"}).replication_ack,
+            ReplicationAck::kSync);
+  EXPECT_EQ(ParseOk({"--mode", "backup", "--replication-ack", "async"}).replication_ack,
+            ReplicationAck::kAsync);
+}
+
+TEST(DaemonConfigTest, ClusterFlagsAreCheckedAndKept) {
+  const DaemonConfig config =
+      ParseOk({"--mode", "delta", "--cluster-name", "shop", "--peer-advertise", "10.1.2.3:7500",
+               "--peer-dead-after-ms", "5000"});
+  EXPECT_EQ(config.cluster_name, "shop");
+  EXPECT_EQ(config.peer_advertise, "10.1.2.3:7500");
+  EXPECT_EQ(config.peer_dead_after, std::chrono::milliseconds(5000));
+  ExpectUsageError({"--cluster-name", ""}, "cluster");
+  ExpectUsageError({"--peer-advertise", "10.1.2.3:0"}, "port 0");
+  ExpectUsageError({"--peer-dead-after-ms", "5"}, "out of range");
+}
+
 TEST(DaemonConfigTest, AConfigFileSetsFlagsAndTheCommandLineWins) {
   TempFile file("daemon.toml",
                 "# sessiond settings\n"
@@ -199,6 +223,53 @@ TEST(DaemonConfigTest, BadValuesAreUsageErrorsWithASentence) {
   ExpectUsageError({"--unix", std::string(200, 'x')}, "--unix");
 }
 
+TEST(DaemonConfigTest, RedissWithTlsFiles) {
+  TempFile ca("ca.pem", "ca");
+  TempFile cert("cert.pem", "cert");
+  TempFile key("key.pem", "key");
+  const DaemonConfig config = ParseOk({"--mode", "redis", "--redis", "rediss://redis.local:6380/1",
+                                       "--redis-tls-ca-file", ca.path(), "--redis-tls-cert-file",
+                                       cert.path(), "--redis-tls-key-file", key.path()});
+  ASSERT_TRUE(config.redis.has_value());
+  EXPECT_TRUE(config.redis->tls);
+  EXPECT_EQ(config.redis->host, "redis.local");
+  EXPECT_EQ(config.redis_tls.ca_file, ca.path());
+  EXPECT_EQ(config.redis_tls.cert_file, cert.path());
+  EXPECT_EQ(config.redis_tls.key_file, key.path());
+
+  // rediss:// alone: the system trust store, no client certificate.
+  const DaemonConfig plain = ParseOk({"--mode", "redis", "--redis", "rediss://127.0.0.1:6380/0"});
+  EXPECT_TRUE(plain.redis->tls);
+  EXPECT_TRUE(plain.redis_tls.ca_file.empty());
+  EXPECT_TRUE(plain.redis_tls.cert_file.empty());
+
+  TempFile config_file("tls.toml",
+                       "mode = \"redis\"\nredis = \"rediss://127.0.0.1:6380/0\"\n"
+                       "redis-tls-ca-file = \"" +
+                           ca.path() + "\"\n");
+  EXPECT_EQ(ParseOk({"--config", config_file.path()}).redis_tls.ca_file, ca.path());
+}
+
+TEST(DaemonConfigTest, RedisTlsFlagsAreCheckedAtStart) {
+  TempFile ca("ca2.pem", "ca");
+  TempFile cert("cert2.pem", "cert");
+  // TLS files without TLS: a mistake, not something to ignore.
+  ExpectUsageError(
+      {"--mode", "redis", "--redis", "redis://127.0.0.1:6379/0", "--redis-tls-ca-file", ca.path()},
+      "rediss://");
+  ExpectUsageError({"--redis-tls-ca-file", ca.path()}, "rediss://");
+  ExpectUsageError({"--mode", "redis", "--redis", "rediss://127.0.0.1:6379/0",
+                    "--redis-tls-cert-file", cert.path()},
+                   "--redis-tls-key-file go together");
+  ExpectUsageError({"--mode", "redis", "--redis", "rediss://127.0.0.1:6379/0",
+                    "--redis-tls-ca-file", "/nonexistent/ca.pem"},
+                   "--redis-tls-ca-file '/nonexistent/ca.pem' cannot be read");
+  ExpectUsageError(
+      {"--mode", "redis", "--redis", "rediss://127.0.0.1:6379/0", "--redis-tls-cert-file",
+       cert.path(), "--redis-tls-key-file", "/nonexistent/key.pem"},
+      "--redis-tls-key-file '/nonexistent/key.pem'");
+}
+
 TEST(DaemonConfigTest, AnEmptySecretFileIsRefused) {
   TempFile empty("empty", "\n");
   ExpectUsageError({"--cluster-secret-file", empty.path()}, "is empty");
@@ -217,6 +288,9 @@ TEST(DaemonConfigTest, HelpExplainsEveryFlagAndExitsZero) {
                            "--admin-listen",
                            "--redis",
                            "--redis-password-file",
+                           "--redis-tls-ca-file",
+                           "--redis-tls-cert-file",
+                           "--redis-tls-key-file",
                            "--redis-near-cache",
                            "--replication-ack",
                            "--backups",

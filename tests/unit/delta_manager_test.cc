@@ -144,9 +144,9 @@ class DeltaManagerTest : public ::testing::Test {
   }
 
   bool DigestsEqual(const std::vector<std::string>& ids) {
-    const uint64_t first = nodes_.at(ids[0])->manager->ContentDigest();
+    const uint64_t first = nodes_.at(ids[0])->manager->Digest()->hash;
     for (const std::string& id : ids) {
-      if (nodes_.at(id)->manager->ContentDigest() != first) return false;
+      if (nodes_.at(id)->manager->Digest()->hash != first) return false;
     }
     return true;
   }

@@ -1,4 +1,4 @@
-// RedisUrl: parsing redis:// URLs and reading a password file.
+// RedisUrl: parsing redis:// and rediss:// URLs and reading a password file.
 #include "replication/redis/redis_url.h"
 
 #include <gtest/gtest.h>
@@ -19,6 +19,23 @@ TEST(RedisUrlTest, ParsesEveryPart) {
   EXPECT_EQ(url->user, "app");
   EXPECT_EQ(url->password, "s@cret");
   EXPECT_EQ(url->Describe(), "redis.internal:6380/3");  // never the password
+  EXPECT_FALSE(url->tls);
+}
+
+TEST(RedisUrlTest, RedissTurnsTlsOn) {
+  Result<RedisUrl> url = RedisUrl::Parse("rediss://app:pw@redis.internal:6380/2");
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  EXPECT_TRUE(url->tls);
+  EXPECT_EQ(url->host, "redis.internal");
+  EXPECT_EQ(url->port, 6380);
+  EXPECT_EQ(url->db, 2u);
+  EXPECT_EQ(url->user, "app");
+  EXPECT_EQ(url->password, "pw");
+  Result<RedisUrl> ip = RedisUrl::Parse("rediss://[::1]");
+  ASSERT_TRUE(ip.ok()) << ip.status().ToString();
+  EXPECT_TRUE(ip->tls);
+  EXPECT_EQ(ip->host, "::1");
+  EXPECT_EQ(ip->port, 6379);
 }
 
 TEST(RedisUrlTest, DefaultsAndPasswordOnly) {
@@ -40,9 +57,11 @@ TEST(RedisUrlTest, RejectsWhatItCannotUse) {
     EXPECT_EQ(url.status().code(), v1::INVALID_ARGUMENT) << bad;
     EXPECT_NE(url.status().message().find("redis://"), std::string::npos) << bad;
   }
-  Result<RedisUrl> tls = RedisUrl::Parse("rediss://h:1/0");
-  ASSERT_FALSE(tls.ok());
-  EXPECT_NE(tls.status().message().find("not supported yet"), std::string::npos);
+  for (const char* bad : {"redis+tls://h:1/0", "rediss:/h:1/0", "rediss://h:0/0", "rediss://"}) {
+    Result<RedisUrl> url = RedisUrl::Parse(bad);
+    ASSERT_FALSE(url.ok()) << bad;
+    EXPECT_NE(url.status().message().find("rediss://"), std::string::npos) << bad;
+  }
 }
 
 TEST(RedisUrlTest, ReadsThePasswordFromAFile) {

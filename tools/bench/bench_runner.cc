@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "tools/bench/json_value.h"
 #include "tools/bench/metrics_scraper.h"
 #include "tools/bench/redis_direct_driver.h"
+#include "tools/bench/redis_memory_probe.h"
 #include "tools/bench/workload_driver.h"
 
 namespace sessiond::bench {
@@ -25,12 +27,7 @@ using namespace std::chrono_literals;
 
 constexpr auto kTick = 200ms;
 // Visibility probes per second when a mode shares sessions between nodes.
-constexpr double kLagProbesPerSecond = 20;
-
-bool KnownMode(const std::string& mode) {
-  return mode == "standalone" || mode == "delta" || mode == "backup" || mode == "redis" ||
-         mode == "redis-direct";
-}
+constexpr double kLagProbesPerSecond = 50;
 
 // The sentence a node's log gives for refusing a mode ("mode delta is not available in this
 // build yet; ..."), without the log line's timestamp and level.
@@ -64,24 +61,27 @@ void RunWatched(const std::function<void()>& work, const std::function<void()>& 
 struct PeerTotals {
   double bytes = 0;
   double frames = 0;
-  bool found = false;
+  bool found = false;  // the node exports the peer counters
 };
 
-// Sums the peer-link counters of the nodes whose scrape succeeds; `ok[i]` says which did.
-PeerTotals ScrapePeers(const std::vector<Endpoint>& admins, std::vector<bool>* ok) {
+// One node's peer-link counters; nullopt when its /metrics cannot be read.
+std::optional<PeerTotals> ScrapePeers(const Endpoint& admin) {
+  Result<MetricSamples> samples = MetricsScraper(admin).Scrape();
+  if (!samples.ok()) return std::nullopt;
   PeerTotals totals;
-  ok->assign(admins.size(), false);
-  for (size_t i = 0; i < admins.size(); ++i) {
-    Result<MetricSamples> samples = MetricsScraper(admins[i]).Scrape();
-    if (!samples.ok()) continue;
-    (*ok)[i] = true;
-    if (auto bytes = samples->Sum(kMetricPeerSentBytes)) {
-      totals.bytes += *bytes;
-      totals.found = true;
-    }
-    if (auto frames = samples->Sum(kMetricPeerSentFrames)) totals.frames += *frames;
+  if (auto bytes = samples->Sum(kMetricPeerSentBytes)) {
+    totals.bytes = *bytes;
+    totals.found = true;
   }
+  if (auto frames = samples->Sum(kMetricPeerSentFrames)) totals.frames = *frames;
   return totals;
+}
+
+// Every node's, in order.
+std::vector<std::optional<PeerTotals>> ScrapePeers(const std::vector<Endpoint>& admins) {
+  std::vector<std::optional<PeerTotals>> out;
+  for (const Endpoint& admin : admins) out.push_back(ScrapePeers(admin));
+  return out;
 }
 
 // What node `admin` says about member `node_id` in /cluster: its state, "" when not listed,
@@ -153,6 +153,14 @@ class RedundancyWatch {
   bool used_metric_ = false;
 };
 
+// The 1-minute load average (/proc/loadavg's first field); nullopt where there is none.
+std::optional<double> LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  double one_minute = 0;
+  if (!(in >> one_minute)) return std::nullopt;
+  return one_minute;
+}
+
 std::string MakeWorkRoot(const std::string& requested) {
   if (!requested.empty()) {
     std::error_code ec;
@@ -191,13 +199,43 @@ std::vector<ModeRun> BenchRunner::Run() {
     }
   } else {
     run_total_ = static_cast<int>(options_.node_counts.size() * options_.modes.size()) *
-                 options_.repetitions;
+                 options_.repetitions * (options_.rate_of_max > 0 ? 2 : 1);
+    // Repetitions go round the modes (A B C, A B C) rather than one mode at a time (A A, B B),
+    // so a spell of load on the shared machine falls on every mode alike.
     for (int nodes : options_.node_counts) {
-      for (const std::string& mode : options_.modes) {
-        for (int rep = 1; rep <= options_.repetitions; ++rep) {
+      for (int rep = 1; rep <= options_.repetitions; ++rep) {
+        for (const std::string& mode : options_.modes) {
           if (stop_) break;
+          double rate = options_.workload.rate;
+          std::optional<double> calibrated;
+          if (options_.rate_of_max > 0) {
+            ++run_index_;
+            ModeRun calibration = RunOnce(mode, nodes, rep, 0, /*calibration=*/true);
+            if (stop_) break;  // an interrupted calibration measures nothing worth a row
+            const double served =
+                calibration.load.measured.count() > 0
+                    ? static_cast<double>(calibration.load.all.ok + calibration.load.all.failed()) /
+                          std::chrono::duration<double>(calibration.load.measured).count()
+                    : 0;
+            if (!calibration.not_run.empty() || served <= 0) {
+              if (calibration.not_run.empty())
+                calibration.not_run = "failed: calibration served nothing";
+              if (calibration.not_run.rfind("failed", 0) == 0) any_failed = true;
+              progress_.Message(Describe(calibration) + ": " + calibration.not_run);
+              ++run_index_;
+              runs.push_back(std::move(calibration));
+              continue;
+            }
+            calibrated = served;
+            rate = served * options_.rate_of_max;
+            progress_.Message(
+                fmt::format("{}: closed loop served {:.0f} requests/s; open loop at "
+                            "{:.0f}/s ({:.2g} of it)",
+                            Describe(calibration), served, rate, options_.rate_of_max));
+          }
           ++run_index_;
-          runs.push_back(RunOnce(mode, nodes, rep));
+          runs.push_back(RunOnce(mode, nodes, rep, rate, /*calibration=*/false));
+          runs.back().calibrated_max_rate = calibrated;
           const ModeRun& run = runs.back();
           if (run.not_run.rfind("failed", 0) == 0) any_failed = true;
           progress_.Message(
@@ -223,16 +261,19 @@ std::vector<ModeRun> BenchRunner::Run() {
   return runs;
 }
 
-ModeRun BenchRunner::RunOnce(const std::string& mode, int nodes, int repetition) {
+ModeRun BenchRunner::RunOnce(const std::string& mode_name, int nodes, int repetition, double rate,
+                             bool calibration) {
   ModeRun run;
-  run.mode = mode;
+  run.mode = mode_name;
   run.nodes = nodes;
   run.repetition = repetition;
-  if (!KnownMode(mode)) {
-    run.not_run = "failed: unknown mode \"" + mode +
-                  "\"; use standalone, delta, backup, redis or redis-direct";
+  run.offered_rate = rate;
+  Result<BenchMode> parsed = BenchMode::Parse(mode_name);
+  if (!parsed.ok()) {
+    run.not_run = "failed: " + parsed.status().message();
     return run;
   }
+  const BenchMode& mode = *parsed;
   if (work_root_.empty()) {
     run.not_run = "failed: cannot create a work directory under $TMPDIR or /tmp";
     return run;
@@ -241,11 +282,13 @@ ModeRun BenchRunner::RunOnce(const std::string& mode, int nodes, int repetition)
   ClusterOptions cluster;
   cluster.sessiond_binary = options_.sessiond_binary;
   cluster.redis_binary = options_.redis_binary;
-  cluster.mode = mode;
+  cluster.mode = mode.daemon_mode;
   cluster.nodes = nodes;
-  cluster.replication_ack = options_.replication_ack;
+  cluster.replication_ack =
+      mode.replication_ack.empty() ? options_.replication_ack : mode.replication_ack;
   cluster.backups = options_.backups;
   cluster.log_level = options_.log_level;
+  cluster.extra_args = mode.extra_args;
   if (options_.link_delay_ms > 0 || options_.link_jitter_ms > 0 ||
       options_.link_bandwidth_bytes_per_s > 0) {
     LinkShape shape;
@@ -255,11 +298,12 @@ ModeRun BenchRunner::RunOnce(const std::string& mode, int nodes, int repetition)
     cluster.peer_link = shape;
     cluster.redis_link = shape;
   }
-  cluster.work_dir = fmt::format("{}/{}-n{}-r{}", work_root_, mode, nodes, repetition);
+  cluster.work_dir = fmt::format("{}/{}-n{}-r{}{}", work_root_, mode.name, nodes, repetition,
+                                 calibration ? "-calibration" : "");
   std::error_code ec;
   std::filesystem::create_directories(cluster.work_dir, ec);
 
-  progress_.Update(Describe(run) + (mode == "redis-direct"
+  progress_.Update(Describe(run) + (mode.direct()
                                         ? std::string(": starting redis-server")
                                         : ": starting " + std::to_string(nodes) + " nodes"));
   ClusterLauncher launcher(cluster);
@@ -272,14 +316,16 @@ ModeRun BenchRunner::RunOnce(const std::string& mode, int nodes, int repetition)
     clients.push_back(node.client);
     admins.push_back(node.admin);
   }
-  WorkloadOptions workload = WorkloadFor(run, launcher.nodes().size() >= 2);
-  if (mode == "redis-direct") {
+  WorkloadOptions workload = WorkloadFor(
+      mode, mode.direct() ? nodes >= 2 : launcher.nodes().size() >= 2, rate, calibration);
+  if (mode.direct()) {
     // The app servers go to the bench's redis-server (through the proxy if the link is delayed).
     RedisDirectDriver driver(launcher.redis_url(), nodes, workload);
-    Measure(run, &launcher, driver, nodes, workload, admins);
+    Measure(run, mode, &launcher, driver, nodes, workload, admins, calibration);
   } else {
     WorkloadDriver driver(clients, workload);
-    Measure(run, &launcher, driver, static_cast<int>(clients.size()), workload, admins);
+    Measure(run, mode, &launcher, driver, static_cast<int>(clients.size()), workload, admins,
+            calibration);
   }
   progress_.Update(Describe(run) + ": stopping");
   launcher.Stop();
@@ -307,24 +353,42 @@ ModeRun BenchRunner::RunTarget(int repetition) {
     return run;
   }
   const int n = static_cast<int>(options_.targets.size());
-  WorkloadOptions workload = WorkloadFor(run, n >= 2);
+  BenchMode mode;
+  if (Result<BenchMode> known = BenchMode::Parse(run.mode); known.ok()) {
+    mode = *known;
+  } else {
+    mode.name = mode.daemon_mode = run.mode;
+  }
+  run.offered_rate = options_.workload.rate;
+  WorkloadOptions workload = WorkloadFor(mode, n >= 2, options_.workload.rate, false);
   WorkloadDriver driver(options_.targets, workload);
-  Measure(run, nullptr, driver, n, workload, options_.target_admins);
+  Measure(run, mode, nullptr, driver, n, workload, options_.target_admins, false);
   return run;
 }
 
-WorkloadOptions BenchRunner::WorkloadFor(const ModeRun& run, bool several_nodes) const {
+WorkloadOptions BenchRunner::WorkloadFor(const BenchMode& mode, bool several_nodes, double rate,
+                                         bool calibration) const {
   WorkloadOptions workload = options_.workload;
-  workload.record_writes = options_.failover || options_.verify_writes;
-  const bool shares_sessions = run.mode != "standalone";
-  workload.lag_probes_per_s = shares_sessions && several_nodes ? kLagProbesPerSecond : 0;
+  workload.rate = rate;
+  workload.record_writes = !calibration && (options_.failover || options_.verify_writes);
+  workload.lag_probes_per_s =
+      !calibration && mode.shares_sessions() && several_nodes ? kLagProbesPerSecond : 0;
   return workload;
 }
 
-void BenchRunner::Measure(ModeRun& run, ClusterLauncher* launcher, LoadDriver& driver, int n,
-                          const WorkloadOptions& workload, const std::vector<Endpoint>& admins) {
+void BenchRunner::Measure(ModeRun& run, const BenchMode& mode, ClusterLauncher* launcher,
+                          LoadDriver& driver, int n, const WorkloadOptions& workload,
+                          const std::vector<Endpoint>& admins, bool calibration) {
   RunProgress progress;
-  const std::string label = Describe(run);
+  const std::string label = Describe(run) + (calibration ? " (closed-loop calibration)" : "");
+
+  // Redis's memory before and after the initial sessions, while no load runs.
+  const uint16_t redis_port = launcher != nullptr ? launcher->direct_redis_port() : 0;
+  std::optional<RedisMemoryProbe::Snapshot> redis_before;
+  if (redis_port != 0 && !calibration) {
+    if (auto snapshot = RedisMemoryProbe(redis_port).Take(); snapshot.ok())
+      redis_before = *snapshot;
+  }
 
   // Populate.
   Status populated;
@@ -340,17 +404,27 @@ void BenchRunner::Measure(ModeRun& run, ClusterLauncher* launcher, LoadDriver& d
   }
   progress.ok = 0;
   progress.failed = 0;
+  if (redis_before) {
+    RedisMemoryProbe probe(redis_port);
+    if (auto after = probe.Take(); after.ok()) {
+      if (auto memory = probe.Measure(*redis_before, *after); memory.ok()) {
+        run.redis_memory = *memory;
+      } else {
+        progress_.Message(label + ": Redis memory not measured: " + memory.status().message());
+      }
+    }
+  }
 
   // Run, watched.
   // redis-direct has no node to kill: its app servers are the bench itself.
   const bool failover =
-      options_.failover && launcher != nullptr && n >= 2 && run.mode != "redis-direct";
+      options_.failover && !calibration && launcher != nullptr && n >= 2 && !mode.direct();
   const int victim = n - 1;
   std::vector<Endpoint> survivors(admins.begin(), admins.end());
   if (failover && victim < static_cast<int>(survivors.size()))
     survivors.erase(survivors.begin() + victim);
   const std::string victim_id = "n" + std::to_string(victim + 1);
-  const bool clustered = run.mode == "delta" || run.mode == "backup";
+  const bool clustered = mode.clustered();
   bool membership_known = false;
   if (failover && clustered && !survivors.empty()) {
     std::optional<std::string> state = MemberState(survivors.front(), victim_id);
@@ -362,9 +436,16 @@ void BenchRunner::Measure(ModeRun& run, ClusterLauncher* launcher, LoadDriver& d
   uint64_t failed_at_kill = 0;
 
   std::vector<std::optional<uint64_t>> peak_rss(n);
+  // CPU seconds of each node and of redis-server at the start of the measured interval, and the
+  // latest sample (a killed node keeps its last one).
+  std::vector<std::optional<double>> cpu_start(n), cpu_last(n);
+  std::optional<double> redis_cpu_start, redis_cpu_last;
+  uint64_t ops_at_end = 0;
   std::optional<uint64_t> peak_redis_rss;
-  PeerTotals peers_before;
-  std::vector<bool> scraped_before;
+  // Peer counters at the start of the measured interval, and the victim's just before the kill
+  // (a dead node's counters cannot be read afterwards).
+  std::vector<std::optional<PeerTotals>> peers_before;
+  std::optional<PeerTotals> victim_peers_at_kill;
   uint64_t ops_at_before = 0;
   bool measuring = false;
   Clock::time_point measure_start{};
@@ -381,7 +462,18 @@ void BenchRunner::Measure(ModeRun& run, ClusterLauncher* launcher, LoadDriver& d
       measuring = true;
       measure_start = now;
       ops_at_before = progress.ok + progress.failed;
-      if (!admins.empty()) peers_before = ScrapePeers(admins, &scraped_before);
+      if (launcher != nullptr) {
+        for (int i = 0; i < n; ++i) cpu_start[i] = cpu_last[i] = launcher->CpuSeconds(i);
+        redis_cpu_start = redis_cpu_last = launcher->RedisCpuSeconds();
+      }
+      if (!admins.empty()) peers_before = ScrapePeers(admins);
+    }
+    if (measuring && launcher != nullptr && phase == 2) {
+      for (int i = 0; i < n; ++i) {
+        if (auto cpu = launcher->CpuSeconds(i)) cpu_last[i] = cpu;
+      }
+      if (auto cpu = launcher->RedisCpuSeconds()) redis_cpu_last = cpu;
+      ops_at_end = progress.ok + progress.failed;
     }
     if (measuring && launcher != nullptr) {
       for (int i = 0; i < n; ++i) {
@@ -396,6 +488,8 @@ void BenchRunner::Measure(ModeRun& run, ClusterLauncher* launcher, LoadDriver& d
         now >= measure_start + std::chrono::duration_cast<Clock::duration>(
                                    options_.workload.duration * options_.failover_at)) {
       failed_at_kill = progress.failed;
+      if (victim < static_cast<int>(admins.size()))
+        victim_peers_at_kill = ScrapePeers(admins[victim]);
       if (Status killed = launcher->Kill(victim); killed.ok()) {
         killed_at = Clock::now();
         progress_.Message(label + ": killed node " + victim_id + " (kill -9)");
@@ -432,14 +526,44 @@ void BenchRunner::Measure(ModeRun& run, ClusterLauncher* launcher, LoadDriver& d
   }
   WorkloadResult load = std::move(*result);
 
+  // CPU per operation over the measured interval (sampled every tick while measuring).
+  if (measuring && ops_at_end > ops_at_before) {
+    const double ops = static_cast<double>(ops_at_end - ops_at_before);
+    double node_cpu = 0;
+    bool every_node = n > 0 && !mode.direct();
+    for (int i = 0; i < n && every_node; ++i) {
+      if (!cpu_start[i] || !cpu_last[i])
+        every_node = false;
+      else
+        node_cpu += *cpu_last[i] - *cpu_start[i];
+    }
+    if (every_node) run.node_cpu_us_per_op = node_cpu * 1e6 / ops;
+    if (redis_cpu_start && redis_cpu_last) {
+      run.redis_cpu_us_per_op = (*redis_cpu_last - *redis_cpu_start) * 1e6 / ops;
+    }
+  }
+
   // Peer-link traffic per operation over the measured interval.
   if (!admins.empty() && measuring) {
-    std::vector<bool> scraped_after;
     const uint64_t ops = progress.ok + progress.failed - ops_at_before;
-    PeerTotals after = ScrapePeers(admins, &scraped_after);
-    if (peers_before.found && after.found && ops > 0 && scraped_after == scraped_before) {
-      run.peer_bytes_per_op = (after.bytes - peers_before.bytes) / static_cast<double>(ops);
-      run.peer_frames_per_op = (after.frames - peers_before.frames) / static_cast<double>(ops);
+    std::vector<std::optional<PeerTotals>> after = ScrapePeers(admins);
+    if (failover && killed_at && victim < static_cast<int>(after.size())) {
+      after[victim] = victim_peers_at_kill;
+    }
+    PeerTotals sent;
+    bool complete = ops > 0 && peers_before.size() == after.size();
+    for (size_t i = 0; complete && i < after.size(); ++i) {
+      if (!peers_before[i] || !after[i]) {
+        complete = false;  // a node we cannot read: no number rather than a low one
+        break;
+      }
+      sent.found = sent.found || (peers_before[i]->found && after[i]->found);
+      sent.bytes += after[i]->bytes - peers_before[i]->bytes;
+      sent.frames += after[i]->frames - peers_before[i]->frames;
+    }
+    if (complete && sent.found) {
+      run.peer_bytes_per_op = sent.bytes / static_cast<double>(ops);
+      run.peer_frames_per_op = sent.frames / static_cast<double>(ops);
     }
   }
 
@@ -465,7 +589,7 @@ void BenchRunner::Measure(ModeRun& run, ClusterLauncher* launcher, LoadDriver& d
     load.ledger = LostWriteLedger();
   }
 
-  if (options_.failover && run.mode == "redis-direct") {
+  if (options_.failover && !calibration && mode.direct()) {
     // Nothing to kill: the app servers are the bench itself and Redis holds every session. The
     // writes are still read back, so the row shows what a failover-free baseline keeps.
     FailoverOutcome outcome;
@@ -486,9 +610,9 @@ void BenchRunner::Measure(ModeRun& run, ClusterLauncher* launcher, LoadDriver& d
       outcome.redundancy_restored_s =
           std::chrono::duration<double>(*restored_at - *killed_at).count();
     }
-    if (run.mode == "standalone") {
+    if (mode.daemon_mode == "standalone") {
       outcome.redundancy_note = "standalone keeps one copy: the killed node's sessions are gone";
-    } else if (run.mode == "redis") {
+    } else if (mode.daemon_mode == "redis") {
       outcome.redundancy_note = "sessions live in Redis: the daemons hold no copy to restore";
     } else if (watch) {
       outcome.redundancy_note = watch->Note();
@@ -504,6 +628,7 @@ void BenchRunner::Measure(ModeRun& run, ClusterLauncher* launcher, LoadDriver& d
   }
   run.node_rss_bytes = peak_rss;
   run.redis_rss_bytes = peak_redis_rss;
+  run.load_average = LoadAverage();
   run.load = std::move(load);
 }
 

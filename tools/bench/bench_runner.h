@@ -1,5 +1,5 @@
-// BenchRunner: the mode comparison itself — for every cluster size, every mode and every
-// repetition: start a cluster (or use the --target endpoints), populate it, run the workload while
+// BenchRunner: the mode comparison itself — for every cluster size, every repetition and every
+// mode: start a cluster (or use the --target endpoints), populate it, run the workload while
 // watching it (progress line, peak memory, and in a failover run the kill -9 and the wait for
 // redundancy), read the nodes' peer-link counters, check every acknowledged write, and stop it all.
 //
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "sessiond/endpoint.h"
+#include "tools/bench/bench_mode.h"
 #include "tools/bench/cluster_launcher.h"
 #include "tools/bench/load_driver.h"
 #include "tools/bench/mode_run.h"
@@ -27,11 +28,17 @@
 namespace sessiond::bench {
 
 struct BenchOptions {
-  // standalone, delta, backup, redis, redis-direct.
-  std::vector<std::string> modes = {"standalone", "delta", "backup", "redis", "redis-direct"};
+  // BenchMode names: standalone, delta, backup, redis, redis-nc, redis-direct, and the
+  // delta-sync / delta-async / backup-sync / backup-async variants.
+  std::vector<std::string> modes = {"standalone", "delta",    "backup",
+                                    "redis",      "redis-nc", "redis-direct"};
   std::vector<int> node_counts = {3};
   int repetitions = 1;
   WorkloadOptions workload;
+  // > 0: each row is first run closed loop (a calibration run, not reported as a row), then open
+  // loop at this fraction of the requests per second the calibration run served (0.5: the
+  // replication lag "at half of maximum load"). Overrides workload.rate.
+  double rate_of_max = 0;
 
   // Network shape added to every peer link and the Redis link (0 = no proxy at all).
   double link_delay_ms = 0;
@@ -66,7 +73,8 @@ class BenchRunner {
  public:
   BenchRunner(BenchOptions options, ProgressLine& progress);
 
-  // Runs everything and returns one ModeRun per (nodes, mode, repetition), in that order.
+  // Runs everything and returns one ModeRun per (nodes, repetition, mode), in that order (with
+  // --rate-of-max, a failed calibration run stands in for its row).
   std::vector<ModeRun> Run();
 
   // Stops at the next opportunity: the current run ends early (its numbers marked interrupted),
@@ -78,14 +86,20 @@ class BenchRunner {
   const std::string& kept_work_dir() const { return kept_work_dir_; }
 
  private:
-  ModeRun RunOnce(const std::string& mode, int nodes, int repetition);
+  // One run of `mode` on `nodes` nodes at `rate` requests/s (0 = closed loop). A calibration run
+  // (for --rate-of-max) neither kills a node nor checks writes.
+  ModeRun RunOnce(const std::string& mode, int nodes, int repetition, double rate,
+                  bool calibration);
   ModeRun RunTarget(int repetition);
-  // The workload of `run`: the bench's, plus write records and lag probes where they apply.
-  WorkloadOptions WorkloadFor(const ModeRun& run, bool several_nodes) const;
+  // The workload of a run of `mode`: the bench's at `rate`, plus write records and lag probes
+  // where they apply.
+  WorkloadOptions WorkloadFor(const BenchMode& mode, bool several_nodes, double rate,
+                              bool calibration) const;
   // Drives the load through `driver` on `n` nodes (app servers, for redis-direct) of `launcher`
   // (null for --target) and fills `run`.
-  void Measure(ModeRun& run, ClusterLauncher* launcher, LoadDriver& driver, int n,
-               const WorkloadOptions& workload, const std::vector<Endpoint>& admins);
+  void Measure(ModeRun& run, const BenchMode& mode, ClusterLauncher* launcher, LoadDriver& driver,
+               int n, const WorkloadOptions& workload, const std::vector<Endpoint>& admins,
+               bool calibration);
   std::string Describe(const ModeRun& run) const;
 
   BenchOptions options_;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -130,6 +131,25 @@ std::optional<uint64_t> ChildProcess::ResidentBytes() const {
     }
   }
   return std::nullopt;
+}
+
+std::optional<double> ChildProcess::CpuSeconds() const {
+  if (wait_status_) return std::nullopt;
+  std::ifstream stat("/proc/" + std::to_string(pid_) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(text.substr(close + 1));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  // Fields 3..13, then utime (14) and stime (15).
+  for (int i = 3; i <= 13; ++i) {
+    if (!(fields >> field)) return std::nullopt;
+  }
+  if (!(fields >> utime >> stime)) return std::nullopt;
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  return static_cast<double>(utime + stime) / static_cast<double>(ticks > 0 ? ticks : 100);
 }
 
 std::string ChildProcess::LogTail(size_t max_lines) const {

@@ -55,6 +55,9 @@ class ChildProcess {
 
   // Resident set size (VmRSS) in bytes, from /proc; nullopt once exited or unreadable.
   std::optional<uint64_t> ResidentBytes() const;
+  // CPU time it has used so far, user plus system, in seconds (/proc/PID/stat); nullopt once it
+  // has exited.
+  std::optional<double> CpuSeconds() const;
 
   // The last `max_lines` lines of the log (for error messages).
   std::string LogTail(size_t max_lines = 5) const;

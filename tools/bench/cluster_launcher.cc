@@ -292,7 +292,21 @@ std::optional<uint64_t> ClusterLauncher::RedisResidentBytes() const {
   return redis_->process().ResidentBytes();
 }
 
+std::optional<double> ClusterLauncher::CpuSeconds(int index) const {
+  if (index < 0 || index >= static_cast<int>(processes_.size()) || !processes_[index]) {
+    return std::nullopt;
+  }
+  return processes_[index]->CpuSeconds();
+}
+
+std::optional<double> ClusterLauncher::RedisCpuSeconds() const {
+  if (!redis_) return std::nullopt;
+  return redis_->process().CpuSeconds();
+}
+
 std::string ClusterLauncher::direct_redis_url() const { return redis_ ? redis_->url() : ""; }
+
+uint16_t ClusterLauncher::direct_redis_port() const { return redis_ ? redis_->port() : 0; }
 
 DelayProxy* ClusterLauncher::peer_proxy(int from, int to) const {
   if (from < 0 || from >= static_cast<int>(peer_proxies_.size())) return nullptr;

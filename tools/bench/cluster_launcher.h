@@ -43,8 +43,9 @@ namespace sessiond::bench {
 struct ClusterOptions {
   std::string sessiond_binary = "sessiond";
   std::string redis_binary = "redis-server";
-  // standalone | delta | backup | redis, or redis-direct: only the redis-server (and its proxy),
-  // no sessiond nodes; `nodes` is then the number of app servers sharing it.
+  // sessiond's --mode: standalone | delta | backup | redis, or redis-direct: only the
+  // redis-server (and its proxy), no sessiond nodes; `nodes` is then the number of app servers
+  // sharing it. (Variants such as redis-nc are a mode plus extra_args: see BenchMode.)
   std::string mode = "standalone";
   int nodes = 3;
   // Passed through when set: --replication-ack, --backups.
@@ -102,10 +103,15 @@ class ClusterLauncher {
   std::optional<uint64_t> ResidentBytes(int index) const;
   // Resident memory of our redis-server (nullopt when we started none).
   std::optional<uint64_t> RedisResidentBytes() const;
+  // CPU seconds node `index` (resp. our redis-server) has used so far; nullopt when not running.
+  std::optional<double> CpuSeconds(int index) const;
+  std::optional<double> RedisCpuSeconds() const;
   // The URL nodes use for Redis (through the proxy when the Redis link is delayed); "" if none.
   const std::string& redis_url() const { return node_redis_url_; }
   // Our own redis-server's URL, bypassing any proxy; "" if we started none.
   std::string direct_redis_url() const;
+  // Our own redis-server's port, bypassing any proxy; 0 if we started none.
+  uint16_t direct_redis_port() const;
 
   // The proxy carrying node `from`'s connections to node `to` (nullptr when links are not
   // proxied), e.g. to cut one direction of one link.

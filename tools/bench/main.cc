@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
 
   BenchOptions options;
   WorkloadOptions& workload = options.workload;
-  std::string modes = "standalone,delta,backup,redis,redis-direct";
+  std::string modes = "standalone,delta,backup,redis,redis-nc,redis-direct";
   std::string nodes = "3";
   std::string mix = workload.mix.ToString();
   double warmup_s = 2, duration_s = 10;
@@ -128,8 +128,9 @@ int main(int argc, char** argv) {
       "Redis used directly, side by side. Starts its own local clusters (or uses "
       "--target), prints a table, writes JSON, CSV and charts."};
   app.add_option("--modes", modes,
-                 "Comma-separated modes to compare: standalone, delta, backup, redis, "
-                 "redis-direct")
+                 "Comma-separated modes to compare: " + BenchMode::KnownNames() +
+                     " (redis-nc: redis with --redis-near-cache; delta-sync etc.: with that "
+                     "--replication-ack; redis-direct: the bench talks to Redis itself)")
       ->capture_default_str();
   app.add_option("--nodes", nodes, "Cluster size; a comma-separated list sweeps it (2,3,4,6)")
       ->capture_default_str();
@@ -160,6 +161,11 @@ int main(int argc, char** argv) {
                  "0 = closed loop")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--rate-of-max", options.rate_of_max,
+                 "Open loop at this fraction of the maximum: each row first runs closed loop "
+                 "(not reported), then open loop at this fraction of the requests/s it served "
+                 "(0.5 = half of maximum load); overrides --rate")
+      ->check(CLI::Range(0.0, 10.0));
   app.add_option("--warmup-s", warmup_s, "Seconds of load before measuring")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
@@ -201,7 +207,8 @@ int main(int argc, char** argv) {
   app.add_option("--out-dir", out_dir, "Where results.json, results.csv and charts/ go")
       ->capture_default_str();
   app.add_flag("--quick", quick,
-               "The README comparison: all modes, 3 nodes, a short run (under 2 minutes)");
+               "The README comparison: standalone, delta, backup, redis, redis-nc and "
+               "redis-direct on 3 nodes, a short run (under 2 minutes)");
   app.add_option("--sessiond", options.sessiond_binary, "The sessiond binary")
       ->capture_default_str();
   app.add_option("--redis-server", options.redis_binary, "The redis-server binary")
@@ -218,7 +225,7 @@ int main(int argc, char** argv) {
 
   if (quick) {
     // Explicit flags win over the preset.
-    if (app.count("--modes") == 0) modes = "standalone,delta,backup,redis,redis-direct";
+    if (app.count("--modes") == 0) modes = "standalone,delta,backup,redis,redis-nc,redis-direct";
     if (app.count("--nodes") == 0) nodes = "3";
     if (app.count("--sessions") == 0) workload.sessions = 2000;
     if (app.count("--warmup-s") == 0) warmup_s = 2;
@@ -227,6 +234,12 @@ int main(int argc, char** argv) {
   }
 
   options.modes = SplitList(modes);
+  for (const std::string& mode : options.modes) {
+    if (auto known = BenchMode::Parse(mode); !known.ok()) {
+      std::cerr << "--modes: " << known.status().message() << "\n";
+      return 2;
+    }
+  }
   options.node_counts.clear();
   for (const std::string& n : SplitList(nodes)) {
     int count = 0;
@@ -274,6 +287,7 @@ int main(int argc, char** argv) {
   context.link_jitter_ms = options.link_jitter_ms;
   context.link_bandwidth_bytes_per_s = options.link_bandwidth_bytes_per_s;
   context.replication_ack = options.replication_ack;
+  context.rate_of_max = options.rate_of_max;
   context.failover = options.failover;
   context.started_at = UtcNow();
   for (int i = 0; i < argc; ++i) context.command_line += (i ? " " : "") + std::string(argv[i]);

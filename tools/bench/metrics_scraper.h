@@ -14,9 +14,10 @@
 namespace sessiond::bench {
 
 // The series the bench reads, in one place so the daemon's names and the bench's agree.
-// Peer-link traffic, summed over every peer label; absent in modes without peer links.
-inline constexpr char kMetricPeerSentBytes[] = "sessiond_peer_sent_bytes_total";
-inline constexpr char kMetricPeerSentFrames[] = "sessiond_peer_sent_frames_total";
+// Peer-link traffic, summed over every peer label; absent in modes without peer links. The names
+// replication/cluster/cluster_view.cc emits.
+inline constexpr char kMetricPeerSentBytes[] = "sessiond_peer_bytes_sent_total";
+inline constexpr char kMetricPeerSentFrames[] = "sessiond_peer_frames_sent_total";
 // Sessions held by a node (a gauge); used to see state transfer and re-replication settle.
 inline constexpr char kMetricSessions[] = "sessiond_sessions";
 // Sessions whose configured redundancy is not met right now (backup mode: a missing backup;

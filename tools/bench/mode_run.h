@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tools/bench/lost_write_ledger.h"
+#include "tools/bench/redis_memory_probe.h"
 #include "tools/bench/workload_result.h"
 
 namespace sessiond::bench {
@@ -27,7 +28,7 @@ struct FailoverOutcome {
 };
 
 struct ModeRun {
-  std::string mode;  // standalone, delta, backup, redis, redis-direct, or the target's mode
+  std::string mode;  // a BenchMode name (standalone, delta-sync, redis-nc, ...) or the target's
   int nodes = 0;
   int repetition = 0;  // 1-based
   // Set when the run did not happen: "unavailable: mode delta is not available in this build
@@ -39,8 +40,21 @@ struct ModeRun {
   std::optional<double> peer_frames_per_op;
   std::vector<std::optional<uint64_t>> node_rss_bytes;  // peak during the run, per node
   std::optional<uint64_t> redis_rss_bytes;              // the bench's own redis-server
-  std::optional<LostWriteLedger::Verdict> verdict;      // with --verify, without failover
+  // CPU time per operation over the measured interval, in microseconds: all the nodes together
+  // (a killed node counts up to its last sample), and the bench's own redis-server.
+  std::optional<double> node_cpu_us_per_op;
+  std::optional<double> redis_cpu_us_per_op;
+  std::optional<LostWriteLedger::Verdict> verdict;  // with --verify, without failover
   std::optional<FailoverOutcome> failover;
+  // Redis's memory for the sessions created before the load (modes with the bench's own Redis).
+  std::optional<RedisMemory> redis_memory;
+  // Open loop: the requests per second asked for (0 = closed loop), and with --rate-of-max the
+  // closed-loop requests per second of the calibration run it was derived from.
+  double offered_rate = 0;
+  std::optional<double> calibrated_max_rate;
+  // The machine's 1-minute load average at the end of the run (/proc/loadavg): how busy the
+  // shared cores were while this row was measured.
+  std::optional<double> load_average;
 };
 
 }  // namespace sessiond::bench

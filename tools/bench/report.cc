@@ -11,6 +11,7 @@
 #include <map>
 #include <utility>
 
+#include "tools/bench/bench_mode.h"
 #include "tools/bench/json_writer.h"
 
 namespace sessiond::bench {
@@ -125,10 +126,46 @@ void WriteLag(JsonWriter& w, const WorkloadResult& r) {
   w.Key("unseen").Unsigned(r.lag_unseen);
   if (r.lag.TotalCount() > 0) {
     w.Key("p50").Number(Ms(r.lag.ValueAtPercentile(50)));
+    w.Key("p90").Number(Ms(r.lag.ValueAtPercentile(90)));
     w.Key("p99").Number(Ms(r.lag.ValueAtPercentile(99)));
     w.Key("max").Number(Ms(r.lag.Max()));
   }
+  // The lag is an upper bound, over by at most the round trip of the read that saw the value.
+  if (r.lag_read_rtt.TotalCount() > 0) {
+    w.Key("read_rtt_p50").Number(Ms(r.lag_read_rtt.ValueAtPercentile(50)));
+    w.Key("read_rtt_p99").Number(Ms(r.lag_read_rtt.ValueAtPercentile(99)));
+  }
   w.EndObject();
+}
+
+void WriteRedisMemory(JsonWriter& w, const std::optional<RedisMemory>& m) {
+  if (!m) {
+    w.Null();
+    return;
+  }
+  w.BeginObject();
+  w.Key("keys").Unsigned(m->keys);
+  w.Key("used_memory_delta").Integer(m->used_memory_delta);
+  w.Key("used_bytes_per_key").Number(m->used_bytes_per_key);
+  w.Key("sample_keys").Unsigned(m->sample_keys);
+  w.Key("memory_usage_bytes").Number(m->memory_usage_bytes);
+  w.Key("encoding").String(m->encoding);
+  w.EndObject();
+}
+
+// "342 B/session in Redis (used_memory growth over 2000 sessions); MEMORY USAGE of a session hash
+// 264 B, listpack"
+std::string RedisMemoryNote(const RedisMemory& m) {
+  return fmt::format(
+      "Redis holds a session in {:.0f} B (used_memory growth over {} sessions); MEMORY USAGE "
+      "of a session hash {:.0f} B (mean of {}), encoding {}",
+      m.used_bytes_per_key, m.keys, m.memory_usage_bytes, m.sample_keys,
+      m.encoding.empty() ? "unknown" : m.encoding);
+}
+
+std::string DaemonModeOf(const std::string& mode) {
+  Result<BenchMode> parsed = BenchMode::Parse(mode);
+  return parsed.ok() ? parsed->daemon_mode : mode;
 }
 
 std::string CsvField(const std::string& s) {
@@ -175,8 +212,10 @@ Report::Report(ReportContext context, std::vector<ModeRun> runs)
   }
 
   for (ModeSummary& s : summaries_) {
-    double peer_bytes = 0, peer_frames = 0, rss = 0, redis_rss = 0;
-    int peer_n = 0, rss_n = 0, redis_n = 0;
+    double peer_bytes = 0, peer_frames = 0, rss = 0, redis_rss = 0, offered = 0, calibrated = 0,
+           load_average = 0, node_cpu = 0, redis_cpu = 0;
+    int peer_n = 0, rss_n = 0, redis_n = 0, calibrated_n = 0, load_n = 0, node_cpu_n = 0,
+        redis_cpu_n = 0;
     for (size_t i : s.repetitions) {
       const ModeRun& run = runs_[i];
       if (!run.not_run.empty()) {
@@ -184,6 +223,24 @@ Report::Report(ReportContext context, std::vector<ModeRun> runs)
         continue;
       }
       ++s.runs;
+      offered += run.offered_rate;
+      if (run.calibrated_max_rate) {
+        calibrated += *run.calibrated_max_rate;
+        ++calibrated_n;
+      }
+      if (run.load_average) {
+        load_average += *run.load_average;
+        ++load_n;
+      }
+      if (run.redis_memory && !s.redis_memory) s.redis_memory = run.redis_memory;
+      if (run.node_cpu_us_per_op) {
+        node_cpu += *run.node_cpu_us_per_op;
+        ++node_cpu_n;
+      }
+      if (run.redis_cpu_us_per_op) {
+        redis_cpu += *run.redis_cpu_us_per_op;
+        ++redis_cpu_n;
+      }
       const double throughput = run.load.throughput();
       s.throughput_min = s.runs == 1 ? throughput : std::min(s.throughput_min, throughput);
       s.throughput_max = std::max(s.throughput_max, throughput);
@@ -192,6 +249,7 @@ Report::Report(ReportContext context, std::vector<ModeRun> runs)
       for (int op = 0; op < kOpCount; ++op) s.load.by_op[op].Merge(run.load.by_op[op]);
       s.load.late_sends += run.load.late_sends;
       s.load.lag.Merge(run.load.lag);
+      s.load.lag_read_rtt.Merge(run.load.lag_read_rtt);
       s.load.lag_probes += run.load.lag_probes;
       s.load.lag_unseen += run.load.lag_unseen;
       s.load.interrupted = s.load.interrupted || run.load.interrupted;
@@ -239,14 +297,37 @@ Report::Report(ReportContext context, std::vector<ModeRun> runs)
     }
     if (rss_n > 0) s.rss_mb_per_node = rss / rss_n / kMiB;
     if (redis_n > 0) s.redis_rss_mb = redis_rss / redis_n / kMiB;
+    if (s.runs > 0) s.offered_rate = offered / s.runs;
+    if (calibrated_n > 0) s.calibrated_max_rate = calibrated / calibrated_n;
+    if (load_n > 0) s.load_average = load_average / load_n;
+    if (node_cpu_n > 0) s.node_cpu_us_per_op = node_cpu / node_cpu_n;
+    if (redis_cpu_n > 0) s.redis_cpu_us_per_op = redis_cpu / redis_cpu_n;
+  }
+
+  // Ratios against the baselines of the same size, measured in this run.
+  for (ModeSummary& s : summaries_) {
+    if (s.runs == 0) continue;
+    for (const ModeSummary& base : summaries_) {
+      if (base.runs == 0 || base.nodes != s.nodes || &base == &s) continue;
+      const double base_throughput = base.load.throughput();
+      if (base_throughput <= 0) continue;
+      const double ratio = s.load.throughput() / base_throughput;
+      if (base.mode == "standalone") s.vs_standalone = ratio;
+      if (base.mode == "redis-direct") s.vs_redis_direct = ratio;
+    }
   }
 }
 
 std::string Report::Table() const {
   std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> header = {
-      "mode",  "nodes",          "ops/s",     "p50 ms",         "p90",        "p99", "p99.9", "max",
-      "fail%", "lag p50/p99 ms", "peer B/op", "peer frames/op", "RSS MB/node"};
+  std::vector<std::string> header = {"mode",        "nodes",
+                                     "ops/s",       "p50 ms",
+                                     "p90",         "p99",
+                                     "p99.9",       "max",
+                                     "fail%",       "lag p50/p99 ms",
+                                     "peer B/op",   "peer frames/op",
+                                     "RSS MB/node", "CPU us/op node+redis",
+                                     "load"};
   if (context_.failover) {
     header.insert(header.end(),
                   {"lost sessions", "lost writes", "failed req", "redundant after s"});
@@ -280,6 +361,43 @@ std::string Report::Table() const {
     std::string rss = Opt(s.rss_mb_per_node);
     if (s.redis_rss_mb) rss += " +redis " + Sig3(*s.redis_rss_mb);
     row.push_back(rss);
+    row.push_back((s.node_cpu_us_per_op ? Sig3(*s.node_cpu_us_per_op) : "-") +
+                  (s.redis_cpu_us_per_op ? "+" + Sig3(*s.redis_cpu_us_per_op) : ""));
+    row.push_back(s.load_average ? fmt::format("{:.1f}", *s.load_average) : "-");
+    const std::string daemon_mode = DaemonModeOf(s.mode);
+    if (s.offered_rate > 0) {
+      notes.push_back(
+          s.calibrated_max_rate
+              ? fmt::format("{}: open loop at {:.0f} requests/s, {:.2g} of the {:.0f}/s a "
+                            "closed-loop run of the same mode served just before",
+                            where, s.offered_rate, s.offered_rate / *s.calibrated_max_rate,
+                            *s.calibrated_max_rate)
+              : fmt::format("{}: open loop at {:.0f} requests/s", where, s.offered_rate));
+    }
+    if (s.vs_standalone && (daemon_mode == "delta" || daemon_mode == "backup")) {
+      notes.push_back(fmt::format("{}: throughput {:.2f}x standalone's (same run, same size)",
+                                  where, *s.vs_standalone));
+    }
+    if (s.vs_redis_direct && daemon_mode == "redis") {
+      notes.push_back(fmt::format(
+          "{}: throughput {:.2f}x redis-direct's: the sidecar costs {:.0f}% (same run, same "
+          "size)",
+          where, *s.vs_redis_direct, 100.0 * (1.0 - *s.vs_redis_direct)));
+    }
+    if (s.redis_memory) notes.push_back(where + ": " + RedisMemoryNote(*s.redis_memory));
+    if (daemon_mode == "redis" && s.redis_cpu_us_per_op) {
+      for (const ModeSummary& direct : summaries_) {
+        if (direct.mode != "redis-direct" || direct.nodes != s.nodes || direct.runs == 0 ||
+            !direct.redis_cpu_us_per_op || *s.redis_cpu_us_per_op <= 0) {
+          continue;
+        }
+        notes.push_back(fmt::format(
+            "{}: redis-server spent {:.1f} us of CPU per operation against redis-direct's {:.1f}: "
+            "where Redis is the bottleneck this mode serves {:.2f}x redis-direct's operations",
+            where, *s.redis_cpu_us_per_op, *direct.redis_cpu_us_per_op,
+            *direct.redis_cpu_us_per_op / *s.redis_cpu_us_per_op));
+      }
+    }
     if (context_.failover) {
       if (s.failover) {
         const FailoverOutcome& f = *s.failover;
@@ -354,7 +472,7 @@ std::string Report::Json() const {
   w.Key("sticky").Number(wl.sticky);
   w.Key("connections_per_node").Integer(wl.connections);
   w.Key("threads").Integer(wl.threads);
-  w.Key("loop").String(wl.rate > 0 ? "open" : "closed");
+  w.Key("loop").String(wl.rate > 0 || context_.rate_of_max > 0 ? "open" : "closed");
   w.Key("rate").Number(wl.rate);
   w.Key("warmup_s").Number(wl.warmup.count() / 1000.0);
   w.Key("duration_s").Number(wl.duration.count() / 1000.0);
@@ -366,6 +484,7 @@ std::string Report::Json() const {
   w.Key("link_bandwidth_bytes_per_s").Unsigned(context_.link_bandwidth_bytes_per_s);
   w.EndObject();
   w.Key("replication_ack").String(context_.replication_ack);
+  w.Key("rate_of_max").Number(context_.rate_of_max);
   w.Key("failover").Bool(context_.failover);
 
   w.Key("results").BeginArray();
@@ -399,6 +518,21 @@ std::string Report::Json() const {
       WriteOptional(w, s.rss_mb_per_node);
       w.Key("redis_rss_mb");
       WriteOptional(w, s.redis_rss_mb);
+      w.Key("redis_memory");
+      WriteRedisMemory(w, s.redis_memory);
+      w.Key("offered_rate").Number(s.offered_rate);
+      w.Key("calibrated_max_rate");
+      WriteOptional(w, s.calibrated_max_rate);
+      w.Key("throughput_vs_standalone");
+      WriteOptional(w, s.vs_standalone);
+      w.Key("throughput_vs_redis_direct");
+      WriteOptional(w, s.vs_redis_direct);
+      w.Key("load_average");
+      WriteOptional(w, s.load_average);
+      w.Key("node_cpu_us_per_op");
+      WriteOptional(w, s.node_cpu_us_per_op);
+      w.Key("redis_cpu_us_per_op");
+      WriteOptional(w, s.redis_cpu_us_per_op);
       w.Key("writes_check");
       if (s.verdict) {
         WriteVerdict(w, *s.verdict);
@@ -435,6 +569,15 @@ std::string Report::Json() const {
         w.EndArray();
         w.Key("peer_bytes_per_op");
         WriteOptional(w, run.peer_bytes_per_op);
+        w.Key("redis_memory");
+        WriteRedisMemory(w, run.redis_memory);
+        w.Key("offered_rate").Number(run.offered_rate);
+        w.Key("load_average");
+        WriteOptional(w, run.load_average);
+        w.Key("node_cpu_us_per_op");
+        WriteOptional(w, run.node_cpu_us_per_op);
+        w.Key("redis_cpu_us_per_op");
+        WriteOptional(w, run.redis_cpu_us_per_op);
         w.Key("failover");
         if (run.failover) {
           WriteFailover(w, *run.failover);
@@ -464,18 +607,33 @@ std::string Report::Json() const {
 }
 
 std::string Report::Csv() const {
-  std::string out =
+  const std::string header =
       "mode,nodes,repetition,status,reason,throughput_ops_per_s,ok,failed,p50_ms,p90_ms,p99_ms,"
       "p99_9_ms,max_ms,lag_p50_ms,lag_p99_ms,peer_bytes_per_op,peer_frames_per_op,"
-      "rss_mb_per_node,sessions_lost,writes_lost,acknowledged_writes,redundancy_restored_s\n";
+      "rss_mb_per_node,sessions_lost,writes_lost,acknowledged_writes,redundancy_restored_s,"
+      "offered_rate,throughput_vs_standalone,throughput_vs_redis_direct,"
+      "redis_used_bytes_per_session,redis_memory_usage_bytes,redis_encoding,load_average,"
+      "node_cpu_us_per_op,redis_cpu_us_per_op\n";
+  const size_t columns = static_cast<size_t>(std::count(header.begin(), header.end(), ',')) + 1;
+  std::string out = header;
   auto opt = [](const std::optional<double>& v) { return v ? fmt::format("{}", *v) : ""; };
+  // The columns after the fifth of a row that ran.
+  struct Numbers {
+    const WorkloadResult* load;
+    std::optional<double> peer_bytes, peer_frames, rss_mb;
+    const FailoverOutcome* failover;
+    double offered_rate;
+    std::optional<double> vs_standalone, vs_redis_direct;
+    const std::optional<RedisMemory>* redis_memory;
+    std::optional<double> load_average;
+    std::optional<double> node_cpu, redis_cpu;
+  };
   auto row = [&](const std::string& mode, int nodes, const std::string& rep,
-                 const std::string& not_run, const WorkloadResult* load,
-                 std::optional<double> peer_bytes, std::optional<double> peer_frames,
-                 std::optional<double> rss_mb, const FailoverOutcome* failover) {
+                 const std::string& not_run, const Numbers* n) {
     std::string line = CsvField(mode) + "," + std::to_string(nodes) + "," + rep + "," +
                        Status2(not_run) + "," + CsvField(not_run);
-    if (load == nullptr) return line + std::string(17, ',') + "\n";
+    if (n == nullptr) return line + std::string(columns - 5, ',') + "\n";
+    const WorkloadResult* load = n->load;
     const Histogram& h = load->all.latency;
     line += fmt::format(",{},{},{}", load->throughput(), load->all.ok, load->all.failed());
     for (double p : {50.0, 90.0, 99.0, 99.9})
@@ -487,36 +645,68 @@ std::string Report::Csv() const {
     } else {
       line += ",,";
     }
-    line += "," + opt(peer_bytes) + "," + opt(peer_frames) + "," + opt(rss_mb);
-    if (failover != nullptr) {
-      line += fmt::format(",{},{},{},{}", failover->verdict.sessions_lost,
-                          failover->verdict.writes_lost, failover->verdict.acknowledged_writes,
-                          opt(failover->redundancy_restored_s));
+    line += "," + opt(n->peer_bytes) + "," + opt(n->peer_frames) + "," + opt(n->rss_mb);
+    if (n->failover != nullptr) {
+      line += fmt::format(
+          ",{},{},{},{}", n->failover->verdict.sessions_lost, n->failover->verdict.writes_lost,
+          n->failover->verdict.acknowledged_writes, opt(n->failover->redundancy_restored_s));
     } else {
       line += ",,,,";
     }
-    return line + "\n";
+    line +=
+        fmt::format(",{},{},{}", n->offered_rate, opt(n->vs_standalone), opt(n->vs_redis_direct));
+    if (*n->redis_memory) {
+      const RedisMemory& m = **n->redis_memory;
+      line += fmt::format(",{},{},{}", m.used_bytes_per_key, m.memory_usage_bytes,
+                          CsvField(m.encoding));
+    } else {
+      line += ",,,";
+    }
+    return line + "," + opt(n->load_average) + "," + opt(n->node_cpu) + "," + opt(n->redis_cpu) +
+           "\n";
   };
   for (const ModeSummary& s : summaries_) {
     for (size_t i : s.repetitions) {
       const ModeRun& run = runs_[i];
       std::optional<double> rss;
       double sum = 0;
-      int n = 0;
+      int count = 0;
       for (const auto& r : run.node_rss_bytes) {
         if (r) {
           sum += static_cast<double>(*r);
-          ++n;
+          ++count;
         }
       }
-      if (n > 0) rss = sum / n / kMiB;
+      if (count > 0) rss = sum / count / kMiB;
+      const Numbers numbers{&run.load,
+                            run.peer_bytes_per_op,
+                            run.peer_frames_per_op,
+                            rss,
+                            run.failover ? &*run.failover : nullptr,
+                            run.offered_rate,
+                            std::nullopt,
+                            std::nullopt,
+                            &run.redis_memory,
+                            run.load_average,
+                            run.node_cpu_us_per_op,
+                            run.redis_cpu_us_per_op};
       out += row(run.mode, run.nodes, std::to_string(run.repetition), run.not_run,
-                 run.not_run.empty() ? &run.load : nullptr, run.peer_bytes_per_op,
-                 run.peer_frames_per_op, rss, run.failover ? &*run.failover : nullptr);
+                 run.not_run.empty() ? &numbers : nullptr);
     }
-    out += row(s.mode, s.nodes, "all", s.runs > 0 ? "" : s.not_run, s.runs > 0 ? &s.load : nullptr,
-               s.peer_bytes_per_op, s.peer_frames_per_op, s.rss_mb_per_node,
-               s.failover ? &*s.failover : nullptr);
+    const Numbers numbers{&s.load,
+                          s.peer_bytes_per_op,
+                          s.peer_frames_per_op,
+                          s.rss_mb_per_node,
+                          s.failover ? &*s.failover : nullptr,
+                          s.offered_rate,
+                          s.vs_standalone,
+                          s.vs_redis_direct,
+                          &s.redis_memory,
+                          s.load_average,
+                          s.node_cpu_us_per_op,
+                          s.redis_cpu_us_per_op};
+    out +=
+        row(s.mode, s.nodes, "all", s.runs > 0 ? "" : s.not_run, s.runs > 0 ? &numbers : nullptr);
   }
   return out;
 }
@@ -562,13 +752,18 @@ Status Report::WriteCharts(const std::string& dir, std::vector<std::string>& wri
   const bool several_sizes = sizes.size() > 1;
 
   // summary.dat: one row per (mode, nodes); the quoted label is column 1.
-  std::string summary = "# label throughput p50_ms p90_ms p99_ms p99_9_ms max_ms\n";
+  std::string summary =
+      "# label throughput p50_ms p90_ms p99_ms p99_9_ms max_ms node_cpu_us_per_op "
+      "redis_cpu_us_per_op\n";
+  bool any_cpu = false;
   for (const ModeSummary* s : ran) {
     const Histogram& h = s->load.all.latency;
     summary +=
-        fmt::format("\"{}\" {} {} {} {} {} {}\n", Label(*s, several_sizes), s->load.throughput(),
-                    Ms(h.ValueAtPercentile(50)), Ms(h.ValueAtPercentile(90)),
-                    Ms(h.ValueAtPercentile(99)), Ms(h.ValueAtPercentile(99.9)), Ms(h.Max()));
+        fmt::format("\"{}\" {} {} {} {} {} {} {} {}\n", Label(*s, several_sizes),
+                    s->load.throughput(), Ms(h.ValueAtPercentile(50)), Ms(h.ValueAtPercentile(90)),
+                    Ms(h.ValueAtPercentile(99)), Ms(h.ValueAtPercentile(99.9)), Ms(h.Max()),
+                    s->node_cpu_us_per_op.value_or(0), s->redis_cpu_us_per_op.value_or(0));
+    any_cpu = any_cpu || s->node_cpu_us_per_op || s->redis_cpu_us_per_op;
   }
   // timeline.dat: one block per (mode, nodes) from its first repetition, separated by two blank
   // lines so gnuplot addresses each with `index`.
@@ -592,21 +787,41 @@ Status Report::WriteCharts(const std::string& dir, std::vector<std::string>& wri
   for (const ModeSummary* s : ran) by_mode[s->mode].push_back(s);
   std::string sweep;
   std::vector<std::string> sweep_modes;
+  std::vector<size_t> sweep_peer_modes;  // indices into sweep_modes of modes with peer traffic
   for (auto& [mode, list] : by_mode) {
     std::sort(list.begin(), list.end(),
               [](const ModeSummary* a, const ModeSummary* b) { return a->nodes < b->nodes; });
-    sweep += "# " + mode + "\n";
+    sweep += "# " + mode + ": nodes ops/s p99_ms peer_bytes_per_op lag_p99_ms\n";
+    bool peer_bytes = false;
     for (const ModeSummary* s : list) {
-      sweep += fmt::format("{} {} {}\n", s->nodes, s->load.throughput(),
-                           Ms(s->load.all.latency.ValueAtPercentile(99)));
+      sweep += fmt::format("{} {} {} {} {}\n", s->nodes, s->load.throughput(),
+                           Ms(s->load.all.latency.ValueAtPercentile(99)),
+                           s->peer_bytes_per_op ? fmt::format("{}", *s->peer_bytes_per_op) : "?",
+                           s->load.lag.TotalCount() > 0
+                               ? fmt::format("{}", Ms(s->load.lag.ValueAtPercentile(99)))
+                               : "?");
+      peer_bytes = peer_bytes || s->peer_bytes_per_op.has_value();
     }
     sweep += "\n\n";
+    if (peer_bytes) sweep_peer_modes.push_back(sweep_modes.size());
     sweep_modes.push_back(mode);
+  }
+  // lag.dat: replication visibility lag of the rows that measured it.
+  std::string lag = "# label lag_p50_ms lag_p90_ms lag_p99_ms lag_max_ms\n";
+  int lag_rows = 0;
+  for (const ModeSummary* s : ran) {
+    const Histogram& h = s->load.lag;
+    if (h.TotalCount() == 0) continue;
+    lag +=
+        fmt::format("\"{}\" {} {} {} {}\n", Label(*s, several_sizes), Ms(h.ValueAtPercentile(50)),
+                    Ms(h.ValueAtPercentile(90)), Ms(h.ValueAtPercentile(99)), Ms(h.Max()));
+    ++lag_rows;
   }
 
   for (const auto& [name, text] : {std::pair<std::string, std::string>{"summary.dat", summary},
                                    {"timeline.dat", timeline},
-                                   {"sweep.dat", sweep}}) {
+                                   {"sweep.dat", sweep},
+                                   {"lag.dat", lag}}) {
     if (!WriteText(charts + "/" + name, text))
       return Internal("cannot write " + charts + "/" + name);
     written.push_back(charts + "/" + name);
@@ -628,6 +843,29 @@ Status Report::WriteCharts(const std::string& dir, std::vector<std::string>& wri
       "plot 'summary.dat' using 3:xtic(1) title 'p50', '' using 5 title 'p99', "
       "'' using 6 title 'p99.9', '' using 7 title 'max'\n"
       "unset logscale y\nset style data linespoints\nset xtics norotate\n";
+  if (any_cpu) {
+    plots +=
+        "set output 'cpu.' . ext\n"
+        "set title 'CPU time per operation: all nodes, and redis-server (lower is better)'\n"
+        "set ylabel 'microseconds of CPU per operation'\nunset logscale y\nset yrange [0:*]\n"
+        "set style data histograms\nset style histogram rowstacked\n"
+        "set style fill solid 0.8 border -1\nset boxwidth 0.7\nset xtics rotate by -30\n"
+        "plot 'summary.dat' using 8:xtic(1) title 'nodes' lc rgb '#3b75af', '' using 9 title "
+        "'redis-server' lc rgb '#d62728'\n"
+        "set style histogram clustered gap 1\nset style data linespoints\nset xtics norotate\n";
+  }
+  if (lag_rows > 0) {
+    plots +=
+        "set output 'lag.' . ext\n"
+        "set title 'Replication visibility lag: write acknowledged at one node until read at "
+        "another (upper bound)'\n"
+        "set ylabel 'milliseconds (log scale)'\nset logscale y\nset yrange [*:*]\n"
+        "set style data histograms\nset style histogram clustered gap 1\n"
+        "set style fill solid 0.8 border -1\nset xtics rotate by -30\n"
+        "plot 'lag.dat' using 2:xtic(1) title 'p50', '' using 3 title 'p90', "
+        "'' using 4 title 'p99', '' using 5 title 'max'\n"
+        "unset logscale y\nset style data linespoints\nset xtics norotate\n";
+  }
   if (!timeline_labels.empty()) {
     std::string lines;
     for (size_t i = 0; i < timeline_labels.size(); ++i) {
@@ -669,10 +907,25 @@ Status Report::WriteCharts(const std::string& dir, std::vector<std::string>& wri
         "\nset output 'sweep_p99.' . ext\nset title 'p99 latency by cluster size'\n"
         "set ylabel 'milliseconds'\nplot " +
         p99_plot + "\nunset xlabel\nset xtics autofreq\n";
+    if (!sweep_peer_modes.empty()) {
+      std::string peer_plot;
+      for (size_t k = 0; k < sweep_peer_modes.size(); ++k) {
+        const size_t i = sweep_peer_modes[k];
+        peer_plot += (k == 0 ? "" : ", ") + std::string("'sweep.dat' index ") + std::to_string(i) +
+                     " using 1:4 title '" + sweep_modes[i] + "' lw 2";
+      }
+      plots +=
+          "set output 'sweep_peer_bytes.' . ext\n"
+          "set title 'Bytes sent on peer links per operation, by cluster size'\n"
+          "set xlabel 'nodes'\nset ylabel 'bytes per operation (all links)'\n"
+          "set yrange [0:*]\nset xrange [*:*]\nset xtics 1\nset style data linespoints\n"
+          "plot " +
+          peer_plot + "\nunset xlabel\nset xtics autofreq\n";
+    }
   }
   const std::string script =
       "# Generated by sessiond-bench. Run from this directory: gnuplot charts.gp\n"
-      "set key outside right top\nset grid ytics\n"
+      "set key outside right top\nset grid ytics\nset datafile missing '?'\n"
       "do for [ext in 'png svg'] {\n"
       "  if (ext eq 'png') { set terminal pngcairo size 1100,620 noenhanced font ',10' } "
       "else { set terminal svg size 1100,620 noenhanced dynamic font ',10' }\n" +
@@ -692,7 +945,8 @@ Status Report::WriteCharts(const std::string& dir, std::vector<std::string>& wri
     }
     return Status::Ok();
   }
-  for (const char* name : {"throughput", "latency", "timeline", "sweep_throughput", "sweep_p99"}) {
+  for (const char* name : {"throughput", "latency", "cpu", "lag", "timeline", "sweep_throughput",
+                           "sweep_p99", "sweep_peer_bytes"}) {
     for (const char* ext : {"png", "svg"}) {
       const std::string path = charts + "/" + name + "." + ext;
       if (std::filesystem::exists(path)) written.push_back(path);

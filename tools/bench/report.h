@@ -31,6 +31,7 @@ struct ReportContext {
   double link_jitter_ms = 0;
   uint64_t link_bandwidth_bytes_per_s = 0;
   std::string replication_ack;  // "" = the daemon's default
+  double rate_of_max = 0;       // open loop at this fraction of a calibration run's rate
   bool failover = false;
   std::string started_at;  // ISO 8601, UTC
   std::string command_line;
@@ -49,9 +50,19 @@ struct ModeSummary {
   std::optional<double> peer_frames_per_op;
   std::optional<double> rss_mb_per_node;  // mean over nodes and repetitions
   std::optional<double> redis_rss_mb;
+  std::optional<double> node_cpu_us_per_op;  // mean over repetitions that had it
+  std::optional<double> redis_cpu_us_per_op;
   std::optional<LostWriteLedger::Verdict> verdict;  // summed
   std::optional<FailoverOutcome> failover;          // summed; redundancy time is the worst
   std::vector<size_t> repetitions;                  // indices into Report::runs(), ran or not
+  std::optional<RedisMemory> redis_memory;          // the first repetition's that had it
+  double offered_rate = 0;                          // mean over repetitions (0 = closed loop)
+  std::optional<double> calibrated_max_rate;        // mean over repetitions that had it
+  std::optional<double> load_average;               // mean of the runs' 1-minute load averages
+  // Throughput as a share of the standalone (resp. redis-direct) row of the same cluster size in
+  // this run: what replication (resp. the sidecar) costs, measured side by side.
+  std::optional<double> vs_standalone;
+  std::optional<double> vs_redis_direct;
 };
 
 class Report {

@@ -125,6 +125,7 @@ class WorkloadDriver::LoadThread {
     }
     out.late_sends += late_sends_;
     out.lag.Merge(lag_);
+    out.lag_read_rtt.Merge(lag_read_rtt_);
     out.lag_probes += lag_probes_;
     out.lag_unseen += lag_unseen_;
     for (auto& [second, point] : timeline_) {
@@ -307,14 +308,20 @@ class WorkloadDriver::LoadThread {
       Status written = co_await target_->Set(0, id, "probe", value);
       const auto acked = Clock::now();
       if (written.ok()) {
+        // seen_at: the reply of the first read that returned the value, so the lag is an upper
+        // bound, over by at most that read's round trip (kept beside it).
         std::optional<Clock::time_point> seen_at;
+        Clock::duration read_rtt{};
         while (!seen_at && Clock::now() < acked + kLagProbeDeadline &&
                !progress_->stop.load(std::memory_order_relaxed)) {
           const auto sent = Clock::now();
           Status got = co_await target_->Get(1, id, false, &read);
           if (got.ok()) {
             auto it = read.find("probe");
-            if (it != read.end() && it->second == value) seen_at = sent;
+            if (it != read.end() && it->second == value) {
+              seen_at = Clock::now();
+              read_rtt = *seen_at - sent;
+            }
           } else if (got.code() != v1::NOT_FOUND) {
             break;  // the reader node is gone or failing: this probe tells nothing
           }
@@ -324,6 +331,8 @@ class WorkloadDriver::LoadThread {
           if (seen_at) {
             lag_.Record(
                 std::chrono::duration_cast<std::chrono::nanoseconds>(*seen_at - acked).count());
+            lag_read_rtt_.Record(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(read_rtt).count());
           } else {
             ++lag_unseen_;
           }
@@ -352,6 +361,7 @@ class WorkloadDriver::LoadThread {
   OpStats by_op_[kOpCount];
   uint64_t late_sends_ = 0;
   Histogram lag_;
+  Histogram lag_read_rtt_;
   uint64_t lag_probes_ = 0;
   uint64_t lag_unseen_ = 0;
   std::map<int64_t, TimelineSecond> timeline_;

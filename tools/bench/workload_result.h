@@ -47,9 +47,12 @@ struct WorkloadResult {
   // Open loop: requests that went out later than 1 ms after their intended time (the generator
   // or the system fell behind; their latency includes the wait).
   uint64_t late_sends = 0;
-  // Replication visibility: from a write's acknowledgement at node 1 until a read at node 2 first
-  // returned it (nanoseconds). Probes never seen within their deadline are counted apart.
+  // Replication visibility: from a write's acknowledgement at node 1 until the reply of the first
+  // read at node 2 that returned it (nanoseconds): an upper bound, over by at most that read's
+  // round trip, whose distribution is lag_read_rtt. Probes never seen within their deadline are
+  // counted apart.
   Histogram lag;
+  Histogram lag_read_rtt;
   uint64_t lag_probes = 0;
   uint64_t lag_unseen = 0;
   std::vector<TimelineSecond> timeline;

@@ -204,9 +204,29 @@ Status SessionPrinter::PrintCluster(std::string_view cluster_json) {
     if (const std::string peer = StringField(member, "peer_address"); !peer.empty()) {
       out_ << "  peer " << peer;
     }
-    if (StringField(member, "self") == "true") out_ << "  (this node)";
+    if (StringField(member, "self") == "true") {
+      out_ << "  (this node)";
+    } else if (const std::string link = StringField(member, "link"); !link.empty()) {
+      out_ << "  link " << link << "  queue " << StringField(member, "queue_frames") << "  unacked "
+           << StringField(member, "unacked") << "  rtt " << StringField(member, "rtt_ms") << " ms";
+    }
     out_ << "\n";
   }
+  return Status::Ok();
+}
+
+Status SessionPrinter::PrintDigest(std::string_view digest_json) {
+  if (json_) {
+    out_ << digest_json;
+    if (!digest_json.empty() && digest_json.back() != '\n') out_ << "\n";
+    return Status::Ok();
+  }
+  google::protobuf::Struct digest;
+  if (!google::protobuf::util::JsonStringToMessage(std::string(digest_json), &digest).ok()) {
+    return Internal("the admin endpoint's /digest answer is not JSON; is --admin the admin port?");
+  }
+  out_ << StringField(digest, "digest") << "  " << StringField(digest, "sessions")
+       << " sessions  node " << StringField(digest, "node_id") << "\n";
   return Status::Ok();
 }
 

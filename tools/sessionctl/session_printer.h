@@ -25,6 +25,8 @@ class SessionPrinter {
   // The admin endpoint's /cluster JSON: as is with --json, as a table otherwise. Returns
   // INTERNAL when the text is not the JSON /cluster serves.
   Status PrintCluster(std::string_view cluster_json);
+  // "<digest>  <n> sessions  node <id>" from the admin endpoint's /digest answer.
+  Status PrintDigest(std::string_view digest_json);
   // A one-line confirmation ("invalidated ...") or, with --json, `json_object`.
   void PrintDone(std::string_view sentence, std::string_view json_object);
 

@@ -51,7 +51,7 @@ int Sessionctl::Main(int argc, const char* const* argv) {
       ->delimiter(',')
       ->type_name("HOST:PORT")
       ->capture_default_str();
-  app.add_option("--admin", admin_, "The daemon's admin HTTP address, for `cluster`.")
+  app.add_option("--admin", admin_, "The daemon's admin HTTP address, for `cluster` and `digest`.")
       ->type_name("HOST:PORT")
       ->capture_default_str();
   app.add_flag("--json", json_, "Print results as protobuf JSON, one document per line.");
@@ -97,6 +97,9 @@ int Sessionctl::Main(int argc, const char* const* argv) {
   watch->add_option("--count", count_, "Stop after this many events (0: never).");
   app.add_subcommand("stats", "Print the daemon's node id, mode, sessions and counters.");
   app.add_subcommand("cluster", "Print the membership view from the admin endpoint (--admin).");
+  app.add_subcommand("digest",
+                     "Print the content digest of the sessions the node holds (from --admin); "
+                     "replicas that converged print the same digest.");
 
   try {
     app.parse(argc, argv);
@@ -111,6 +114,9 @@ int Sessionctl::Main(int argc, const char* const* argv) {
   const std::string command = app.get_subcommands().front()->get_name();
   SessionPrinter printer(std::cout, json_);
   if (command == "cluster") return RunCluster(printer);
+  if (command == "digest") {
+    return RunAdmin("/digest", [&](std::string_view body) { return printer.PrintDigest(body); });
+  }
 
   for (const std::string& text : endpoints_) {
     if (Result<Endpoint> endpoint = Endpoint::Parse(text); !endpoint.ok()) {
@@ -250,14 +256,19 @@ int Sessionctl::RunWatch(Client& client, SessionPrinter& printer) {
 }
 
 int Sessionctl::RunCluster(SessionPrinter& printer) const {
+  return RunAdmin("/cluster", [&](std::string_view body) { return printer.PrintCluster(body); });
+}
+
+int Sessionctl::RunAdmin(const char* path,
+                         const std::function<Status(std::string_view)>& print) const {
   Result<Endpoint> admin = Endpoint::Parse(admin_);
   if (!admin.ok() || admin->kind != Endpoint::Kind::kTcp) {
     return UsageError("--admin '" + admin_ + "' is not HOST:PORT");
   }
   AdminHttpClient http(*admin, std::chrono::milliseconds(timeout_ms_));
-  Result<std::string> body = http.Get("/cluster");
+  Result<std::string> body = http.Get(path);
   if (!body.ok()) return Fail(body.status());
-  if (Status status = printer.PrintCluster(*body); !status.ok()) return Fail(status);
+  if (Status status = print(*body); !status.ok()) return Fail(status);
   return 0;
 }
 

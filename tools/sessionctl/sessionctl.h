@@ -9,6 +9,7 @@
 #define SESSIOND_TOOLS_SESSIONCTL_SESSIONCTL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,8 @@ class Sessionctl {
   // Runs the parsed command on `client` (every command but cluster).
   int RunClientCommand(const std::string& command, Client& client, SessionPrinter& printer);
   int RunCluster(SessionPrinter& printer) const;
+  // GET `path` from the admin endpoint (--admin) and hand the body to `print`.
+  int RunAdmin(const char* path, const std::function<Status(std::string_view)>& print) const;
   int RunWatch(Client& client, SessionPrinter& printer);
   // Prints `status`'s sentence to stderr and returns its exit code.
   int Fail(const Status& status) const;

@@ -1,0 +1,61 @@
+// The payload of a StateTransferChunk: a StampedSessionList, serialized and compressed as one
+// lz4 block.
+//
+// The sender writes the list's wire format straight from the store (StampedSessionWriter)
+// instead of building protobuf objects: a million sessions of eight attributes would otherwise
+// cost some thirty allocations each on the event loop. The receiver parses it with the generated
+// code, on the worker thread. Compressing and decoding are pure functions, run on the worker.
+#ifndef SESSIOND_REPLICATION_DELTA_SESSION_CHUNK_H_
+#define SESSIOND_REPLICATION_DELTA_SESSION_CHUNK_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "replication/delta/stamp_table.h"
+#include "replication/stored_session.h"
+#include "sessiond/peer/v1/peer.pb.h"
+#include "sessiond/status.h"
+
+namespace sessiond {
+
+// Writes a serialized StampedSessionList, one session or removed id at a time.
+class StampedSessionWriter {
+ public:
+  // Appends `session` (whose text id is `id`) with every stamp `stamps` holds for it.
+  void AddSession(const StoredSession& session, const std::string& id, const StampTable& stamps);
+  // Appends a removed session id.
+  void AddRemovedId(std::string_view id);
+
+  // Serialized bytes so far, and sessions written.
+  size_t bytes() const { return out_.size(); }
+  uint32_t sessions() const { return sessions_; }
+
+  // Appends the node table and returns the whole serialized list. The writer is spent.
+  std::string Finish() &&;
+
+ private:
+  uint32_t NodeIndex(std::string_view node);
+
+  std::string out_;
+  std::string session_;  // scratch: one v1::Session
+  std::string stamped_;  // scratch: one StampedSession
+  std::string stamp_;    // scratch: one FieldStamp
+  std::vector<std::string> nodes_;
+  uint32_t sessions_ = 0;
+};
+
+// Sets chunk->raw_size and chunk->lz4_payload from a serialized StampedSessionList. INTERNAL if
+// lz4 cannot take it (over 2 GB, which chunking never builds).
+Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* chunk);
+
+// Parses the list a chunk carries into *list. INVALID_ARGUMENT when raw_size is over
+// `max_raw_bytes` or the payload does not decompress or parse: the peer sent garbage.
+Status DecodeSessionChunk(const peer::v1::StateTransferChunk& chunk, size_t max_raw_bytes,
+                          peer::v1::StampedSessionList* list);
+
+}  // namespace sessiond
+
+#endif  // SESSIOND_REPLICATION_DELTA_SESSION_CHUNK_H_

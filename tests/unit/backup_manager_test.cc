@@ -1,0 +1,550 @@
+// BackupManager: three or four nodes (a Cluster and a BackupManager each) in one io_context on
+// 127.0.0.1, port 0. Cluster time is a ManualClock and heartbeats are explicit Tick() calls, so
+// a peer dies only when a test moves the clock.
+#include "replication/backup/backup_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replication/clock.h"
+#include "replication/cluster/cluster.h"
+#include "replication/session_id.h"
+
+namespace sessiond {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool RunUntil(asio::io_context& io, const std::function<bool()>& done,
+              std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    if (io.stopped()) io.restart();
+    io.run_one_for(10ms);
+  }
+  return true;
+}
+
+class BackupManagerTest : public ::testing::Test {
+ protected:
+  struct Node {
+    std::unique_ptr<Cluster> cluster;
+    std::unique_ptr<BackupManager> manager;
+  };
+
+  ~BackupManagerTest() override {
+    for (auto& [id, node] : nodes_) {
+      node->manager.reset();
+      node->cluster->Stop();
+    }
+    io_.poll();
+  }
+
+  Node& Start(const std::string& id, std::vector<Endpoint> seeds = {}) {
+    ClusterOptions options;
+    options.network.self = NodeIdentity{"test", id, 0};
+    options.network.listen = Endpoint{Endpoint::Kind::kTcp, "127.0.0.1", 0, ""};
+    options.network.seeds = std::move(seeds);
+    options.network.reconnect_min = 10ms;
+    options.network.reconnect_max = 100ms;
+    options.network.link.read_timeout = 60s;
+    options.heartbeat_interval = 0ms;
+    options.clock = &clock_;
+    auto node = std::make_unique<Node>();
+    node->cluster = std::make_unique<Cluster>(io_.get_executor(), std::move(options));
+    ManagerOptions manager_options;
+    manager_options.node_id = id;
+    manager_options.clock = &clock_;
+    manager_options.ids = &ids_;
+    node->manager = std::make_unique<BackupManager>(io_.get_executor(), manager_options,
+                                                    node->cluster.get(), backup_options_);
+    EXPECT_TRUE(node->cluster->Start().ok());
+    const Status started = Run(node->manager->Start());
+    EXPECT_TRUE(started.ok()) << started.ToString();
+    Node* raw = node.get();
+    nodes_[id] = std::move(node);
+    return *raw;
+  }
+
+  // Starts nodes `ids` (the first is every other's seed) and waits until all are linked and
+  // ready.
+  void StartAll(const std::vector<std::string>& ids) {
+    for (const std::string& id : ids) {
+      if (id == ids[0]) {
+        Start(id);
+      } else {
+        Start(id, {nodes_.at(ids[0])->cluster->listen_endpoint()});
+      }
+    }
+    ASSERT_TRUE(RunUntil(io_, [&] {
+      for (const std::string& id : ids) {
+        if (nodes_.at(id)->cluster->LivePeers().size() != ids.size() - 1) return false;
+        if (!nodes_.at(id)->manager->Ready().ready) return false;
+      }
+      return true;
+    }));
+  }
+
+  BackupManager& M(const std::string& id) { return *nodes_.at(id)->manager; }
+
+  template <typename T>
+  T Run(asio::awaitable<T> op) {
+    std::optional<T> result;
+    Spawn(std::move(op), &result);
+    EXPECT_TRUE(RunUntil(io_, [&] { return result.has_value(); }));
+    return std::move(*result);
+  }
+
+  template <typename T>
+  void Spawn(asio::awaitable<T> op, std::optional<T>* out) {
+    asio::co_spawn(
+        io_,
+        [](asio::awaitable<T> op, std::optional<T>* out) -> asio::awaitable<void> {
+          out->emplace(co_await std::move(op));
+        }(std::move(op), out),
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
+  }
+
+  void RunVoid(asio::awaitable<void> op) {
+    bool done = false;
+    asio::co_spawn(
+        io_,
+        [](asio::awaitable<void> op, bool* done) -> asio::awaitable<void> {
+          co_await std::move(op);
+          *done = true;
+        }(std::move(op), &done),
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
+    EXPECT_TRUE(RunUntil(io_, [&] { return done; }));
+  }
+
+  v1::Session Create(const std::string& node, std::map<std::string, std::string> attributes,
+                     const std::string& principal = "") {
+    v1::CreateRequest request;
+    request.set_max_idle_s(600);
+    request.set_principal(principal);
+    for (auto& [name, value] : attributes) (*request.mutable_attributes())[name] = value;
+    Result<v1::Session> created = Run(M(node).Create(request));
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+    return created.ok() ? *created : v1::Session();
+  }
+
+  Result<v1::Session> Read(const std::string& node, const std::string& id) {
+    v1::GetRequest request;
+    request.set_id(id);
+    return Run(M(node).Get(request));
+  }
+
+  Result<v1::Session> Set(const std::string& node, const std::string& id, const std::string& name,
+                          const std::string& value) {
+    v1::UpdateRequest update;
+    update.set_id(id);
+    (*update.mutable_set())[name] = value;
+    return Run(M(node).Update(update));
+  }
+
+  uint64_t Counter(const std::string& node, const std::string& name) {
+    return M(node).Stats().counters().at(name);
+  }
+
+  // Totals over `ids` of each role.
+  BackupManager::RoleCounts Totals(const std::vector<std::string>& ids) {
+    BackupManager::RoleCounts total;
+    for (const std::string& id : ids) {
+      const BackupManager::RoleCounts r = M(id).Roles();
+      total.primary += r.primary;
+      total.backup += r.backup;
+      total.proxy += r.proxy;
+      total.under_replicated += r.under_replicated;
+    }
+    return total;
+  }
+
+  // Waits until every node in `ids` holds `sessions` as primary once and `k` times as backup,
+  // with nothing under-replicated: redundancy is whole.
+  bool RedundancyRestored(const std::vector<std::string>& ids, uint64_t sessions, uint64_t k) {
+    return RunUntil(io_, [&] {
+      const BackupManager::RoleCounts t = Totals(ids);
+      return t.primary == sessions && t.backup == sessions * k && t.under_replicated == 0 &&
+             t.proxy == sessions * (ids.size() - 1 - k);
+    });
+  }
+
+  // Moves the clock, has every node in `ids` heartbeat and judge its peers, and runs the loop
+  // until each of them has heard each other one at the new time.
+  void Advance(int64_t ms, const std::vector<std::string>& ids) {
+    clock_.AdvanceMs(ms);
+    for (const std::string& id : ids) nodes_.at(id)->cluster->Tick();
+    ASSERT_TRUE(RunUntil(io_, [&] {
+      for (const std::string& from : ids) {
+        for (const std::string& to : ids) {
+          if (from == to) continue;
+          for (const MemberView& m : nodes_.at(to)->cluster->View().members) {
+            if (m.member.node_id == from && m.heard_ago_ms != 0) return false;
+          }
+        }
+      }
+      return true;
+    }));
+  }
+
+  // Moves time on until the survivors declare the others dead.
+  void DeclareDead(const std::vector<std::string>& survivors) {
+    for (int i = 0; i < 6; ++i) Advance(600, survivors);
+  }
+
+  void Crash(const std::string& id) {
+    nodes_.at(id)->manager.reset();
+    nodes_.at(id)->cluster->Stop();
+  }
+
+  asio::io_context io_;
+  ManualClock clock_;
+  RandomIdGenerator ids_;
+  BackupOptions backup_options_;
+  std::map<std::string, std::unique_ptr<Node>> nodes_;
+};
+
+TEST_F(BackupManagerTest, CreatePlacesOnePrimaryKBackupsAndProxiesElsewhere) {
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"cart", "3 items"}});
+  // Sync create: the backup and both proxies confirmed before the answer.
+  const BackupManager::RoleCounts t = Totals({"a", "b", "c"});
+  EXPECT_EQ(M("a").Roles().primary, 1u);
+  EXPECT_EQ(t.backup, 1u);
+  EXPECT_EQ(t.proxy, 1u);
+  EXPECT_EQ(t.under_replicated, 0u);
+  // Full copies only on the primary and its backup.
+  EXPECT_EQ(M("a").Stats().sessions() + M("b").Stats().sessions() + M("c").Stats().sessions(), 2u);
+}
+
+TEST_F(BackupManagerTest, CreatedOnOneNodeReadOnAnotherMovesOwnership) {
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"cart", "3 items"}});
+  Result<v1::Session> got = Read("c", s.id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("cart"), "3 items");
+  EXPECT_EQ(got->version(), s.version());
+  EXPECT_EQ(M("c").Roles().primary, 1u);
+  EXPECT_EQ(M("a").Roles().primary, 0u);
+  EXPECT_EQ(Counter("c", "backup_moves_in"), 1u);
+  // Every node learns the new placement; a second access is local.
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, 1, 1));
+  ASSERT_TRUE(Set("c", s.id(), "cart", "4 items").ok());
+  EXPECT_EQ(Counter("c", "backup_fetches"), 1u);
+  // And a read on a moves it back, with the update.
+  got = Read("a", s.id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("cart"), "4 items");
+  EXPECT_EQ(got->version(), 2u);
+  EXPECT_EQ(M("a").Roles().primary, 1u);
+}
+
+TEST_F(BackupManagerTest, MoveOnAccessFalseForwardsToThePrimary) {
+  backup_options_.move_on_access = false;
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"k", "1"}});
+  Result<v1::Session> updated = Set("c", s.id(), "k", "2");
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(updated->version(), 2u);
+  EXPECT_EQ(Counter("c", "backup_forwards"), 1u);
+  EXPECT_EQ(Counter("a", "backup_forwards_served"), 1u);
+  EXPECT_EQ(M("a").Roles().primary, 1u);
+  EXPECT_EQ(M("c").Roles().primary, 0u);
+  Result<v1::Session> got = Read("b", s.id());
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->attributes().at("k"), "2");
+  // CONFLICT answers are the primary's wherever they are asked.
+  v1::UpdateRequest stale;
+  stale.set_id(s.id());
+  stale.set_expected_version(1);
+  (*stale.mutable_set())["k"] = "3";
+  Result<v1::Session> conflict = Run(M("b").Update(stale));
+  ASSERT_FALSE(conflict.ok());
+  EXPECT_EQ(conflict.status().code(), v1::CONFLICT);
+  // Invalidate and rotate are forwarded too.
+  v1::RotateIdRequest rotate;
+  rotate.set_id(s.id());
+  Result<v1::Session> rotated = Run(M("c").RotateId(rotate));
+  ASSERT_TRUE(rotated.ok()) << rotated.status().ToString();
+  EXPECT_FALSE(Read("b", s.id()).ok());
+  ASSERT_TRUE(Read("b", rotated->id()).ok());
+  v1::InvalidateRequest invalidate;
+  invalidate.set_id(rotated->id());
+  ASSERT_TRUE(Run(M("b").Invalidate(invalidate)).ok());
+  ASSERT_TRUE(RunUntil(io_, [&] {
+    const BackupManager::RoleCounts t = Totals({"a", "b", "c"});
+    return t.primary + t.backup + t.proxy == 0;
+  }));
+  EXPECT_EQ(Read("c", rotated->id()).status().code(), v1::NOT_FOUND);
+}
+
+TEST_F(BackupManagerTest, UpdatesReachTheBackupWithTheSameVersions) {
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"k", "0"}});
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(Set("a", s.id(), "k", std::to_string(i)).ok());
+  // Sync: the backup applied every change before each answer; its digest matches the primary's
+  // copy.
+  std::string backup;
+  for (const char* node : {"b", "c"}) {
+    if (M(node).Roles().backup == 1) backup = node;
+  }
+  ASSERT_FALSE(backup.empty());
+  EXPECT_EQ(M(backup).Digest()->hash, M("a").Digest()->hash);
+  EXPECT_EQ(Counter(backup, "backup_changes_applied"), 5u);
+}
+
+TEST_F(BackupManagerTest, ChangesOfOneLoopTurnTravelAsOneBatchPerBackup) {
+  StartAll({"a", "b", "c"});
+  std::vector<v1::Session> sessions;
+  for (int i = 0; i < 10; ++i) sessions.push_back(Create("a", {{"k", "0"}}));
+  const uint64_t batches_before = Counter("a", "backup_change_batches_sent");
+  std::vector<std::optional<Result<v1::Session>>> results(sessions.size());
+  for (size_t i = 0; i < sessions.size(); ++i) {
+    v1::UpdateRequest update;
+    update.set_id(sessions[i].id());
+    (*update.mutable_set())["k"] = "1";
+    Spawn(M("a").Update(update), &results[i]);
+  }
+  ASSERT_TRUE(RunUntil(io_, [&] {
+    for (auto& r : results) {
+      if (!r) return false;
+    }
+    return true;
+  }));
+  for (auto& r : results) EXPECT_TRUE(r->ok()) << r->status().ToString();
+  // Ten updates in one turn: at most one batch per backup (b and c), not one per update.
+  EXPECT_LE(Counter("a", "backup_change_batches_sent") - batches_before, 2u);
+  for (const v1::Session& s : sessions) EXPECT_EQ(Read("a", s.id())->attributes().at("k"), "1");
+}
+
+TEST_F(BackupManagerTest, FaultPrimaryCrashBackupPromotesAndRedundancyReturns) {
+  StartAll({"a", "b", "c"});
+  std::vector<v1::Session> sessions;
+  for (int i = 0; i < 30; ++i) sessions.push_back(Create("a", {{"k", "0"}}));
+  // Sync writes acknowledged before the crash must all survive it.
+  for (const v1::Session& s : sessions) ASSERT_TRUE(Set("a", s.id(), "k", "acked").ok());
+  Crash("a");
+  DeclareDead({"b", "c"});
+  ASSERT_TRUE(RedundancyRestored({"b", "c"}, sessions.size(), 1));
+  EXPECT_EQ(Counter("b", "backup_failovers") + Counter("c", "backup_failovers"), sessions.size());
+  for (const v1::Session& s : sessions) {
+    Result<v1::Session> got = Read("b", s.id());
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->attributes().at("k"), "acked");
+    EXPECT_EQ(got->version(), 2u);
+  }
+
+  // Redundancy is whole again, so killing the new primary of everything loses nothing either.
+  ASSERT_TRUE(RedundancyRestored({"b", "c"}, sessions.size(), 1));
+  Crash("b");
+  DeclareDead({"c"});
+  ASSERT_TRUE(RunUntil(io_, [&] { return M("c").Roles().primary == sessions.size(); }));
+  for (const v1::Session& s : sessions) {
+    Result<v1::Session> got = Read("c", s.id());
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->attributes().at("k"), "acked");
+  }
+  EXPECT_EQ(Counter("c", "backup_sessions_lost"), 0u);
+}
+
+TEST_F(BackupManagerTest, FaultFailoverOfManySessionsRefillsInChunks) {
+  StartAll({"a", "b", "c"});
+  const size_t count = 5000;  // more than one refill chunk on each survivor
+  std::vector<std::optional<Result<v1::Session>>> created(count);
+  for (size_t i = 0; i < count; ++i) {
+    v1::CreateRequest request;
+    request.set_max_idle_s(600);
+    Spawn(M("a").Create(request), &created[i]);
+  }
+  ASSERT_TRUE(RunUntil(io_, [&] {
+    for (auto& r : created) {
+      if (!r) return false;
+    }
+    return true;
+  }));
+  for (auto& r : created) ASSERT_TRUE(r->ok()) << r->status().ToString();
+  Crash("a");
+  DeclareDead({"b", "c"});
+  ASSERT_TRUE(RedundancyRestored({"b", "c"}, count, 1)) << Totals({"b", "c"}).under_replicated;
+  for (size_t i = 0; i < count; i += 97) ASSERT_TRUE(Read("c", (*created[i])->id()).ok());
+}
+
+TEST_F(BackupManagerTest, FaultBackupCrashPrimaryRefills) {
+  StartAll({"a", "b", "c", "d"});
+  std::vector<v1::Session> sessions;
+  for (int i = 0; i < 20; ++i) sessions.push_back(Create("a", {{"k", "v"}}));
+  Crash("b");
+  DeclareDead({"a", "c", "d"});
+  ASSERT_TRUE(RedundancyRestored({"a", "c", "d"}, sessions.size(), 1));
+  EXPECT_EQ(M("a").Roles().primary, sessions.size());
+}
+
+TEST_F(BackupManagerTest, FaultTwoBackupsTwoSimultaneousCrashesLoseNothing) {
+  backup_options_.backups = 2;
+  StartAll({"a", "b", "c", "d"});
+  std::vector<v1::Session> sessions;
+  for (int i = 0; i < 30; ++i) sessions.push_back(Create("a", {{"k", "0"}}));
+  for (const v1::Session& s : sessions) ASSERT_TRUE(Set("a", s.id(), "k", "acked").ok());
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c", "d"}, sessions.size(), 2));
+  Crash("a");
+  Crash("b");
+  DeclareDead({"c", "d"});
+  // Two nodes left: one backup each is all there can be.
+  ASSERT_TRUE(RedundancyRestored({"c", "d"}, sessions.size(), 1));
+  for (const v1::Session& s : sessions) {
+    Result<v1::Session> got = Read("d", s.id());
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->attributes().at("k"), "acked");
+  }
+}
+
+TEST_F(BackupManagerTest, StopHandsOverAndLosesNothing) {
+  StartAll({"a", "b", "c"});
+  std::vector<v1::Session> sessions;
+  for (int i = 0; i < 20; ++i) sessions.push_back(Create(i % 2 ? "a" : "b", {{"k", "v"}}));
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, sessions.size(), 1));
+  // A rolling restart's first step: a hands over, then leaves (no failure detection needed).
+  RunVoid(M("a").Stop());
+  EXPECT_EQ(M("a").Roles().primary, 0u);
+  EXPECT_GT(Counter("a", "backup_handoffs"), 0u);
+  RunVoid(nodes_.at("a")->cluster->Leave("rolling restart"));
+  ASSERT_TRUE(RedundancyRestored({"b", "c"}, sessions.size(), 1));
+  for (const v1::Session& s : sessions) {
+    Result<v1::Session> got = Read("c", s.id());
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+  }
+}
+
+TEST_F(BackupManagerTest, JoiningNodeTakesBackupsAndServesExistingSessions) {
+  backup_options_.backups = 2;
+  StartAll({"a", "b"});
+  std::vector<v1::Session> sessions;
+  for (int i = 0; i < 10; ++i) sessions.push_back(Create("a", {{"k", "v"}}));
+  ASSERT_TRUE(RedundancyRestored({"a", "b"}, sessions.size(), 1));
+  Start("c", {nodes_.at("a")->cluster->listen_endpoint()});
+  ASSERT_TRUE(RunUntil(io_, [&] { return M("c").Ready().ready; }));
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, sessions.size(), 2));
+  EXPECT_EQ(M("c").Roles().backup, sessions.size());
+  ASSERT_TRUE(Read("c", sessions[0].id()).ok());
+}
+
+TEST_F(BackupManagerTest, FindByPrincipalIsClusterWide) {
+  StartAll({"a", "b", "c"});
+  Create("a", {}, "alice");
+  Create("b", {}, "alice");
+  Create("b", {}, "bob");
+  v1::FindByPrincipalRequest find;
+  find.set_principal("alice");
+  Result<v1::SessionList> found = Run(M("c").FindByPrincipal(find));
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->sessions_size(), 2);
+}
+
+TEST_F(BackupManagerTest, WatchIsClusterWide) {
+  StartAll({"a", "b", "c"});
+  std::vector<v1::SessionEvent> all;
+  std::unique_ptr<WatchHandle> watch_all =
+      M("c").Watch({}, [&](const v1::SessionEvent& e) { all.push_back(e); });
+  ASSERT_TRUE(RunUntil(io_, [&] { return Counter("a", "watch_peers_interested") == 1; }));
+  const v1::Session s = Create("a", {{"k", "1"}});
+  std::vector<v1::SessionEvent> one;
+  std::unique_ptr<WatchHandle> watch_one =
+      M("b").Watch({s.id()}, [&](const v1::SessionEvent& e) { one.push_back(e); });
+  ASSERT_TRUE(RunUntil(io_, [&] { return all.size() >= 1; }));
+  ASSERT_TRUE(RunUntil(io_, [&] { return Counter("a", "watch_peers_interested") == 2; }));
+  ASSERT_TRUE(Set("a", s.id(), "k", "2").ok());
+  ASSERT_TRUE(RunUntil(io_, [&] { return all.size() >= 2 && one.size() >= 1; }));
+  EXPECT_EQ(all[0].kind(), v1::SessionEvent::CREATED);
+  EXPECT_EQ(all[0].origin_node(), "a");
+  EXPECT_EQ(all[1].kind(), v1::SessionEvent::CHANGED);
+  EXPECT_EQ(one[0].kind(), v1::SessionEvent::CHANGED);
+}
+
+TEST_F(BackupManagerTest, AWatchOnAnotherNodeFollowsRotateId) {
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"k", "1"}});
+  std::vector<v1::SessionEvent> seen;
+  std::unique_ptr<WatchHandle> watch =
+      M("b").Watch({s.id()}, [&](const v1::SessionEvent& e) { seen.push_back(e); });
+  ASSERT_TRUE(RunUntil(io_, [&] { return Counter("a", "watch_peers_interested") == 1; }));
+  v1::RotateIdRequest rotate;
+  rotate.set_id(s.id());
+  Result<v1::Session> rotated = Run(M("a").RotateId(rotate));
+  ASSERT_TRUE(rotated.ok());
+  ASSERT_TRUE(Set("a", rotated->id(), "k", "2").ok());
+  ASSERT_TRUE(RunUntil(io_, [&] { return seen.size() >= 2; }));
+  EXPECT_EQ(seen[0].kind(), v1::SessionEvent::ID_CHANGED);
+  EXPECT_EQ(seen[0].new_id(), rotated->id());
+  EXPECT_EQ(seen[1].kind(), v1::SessionEvent::CHANGED);
+  EXPECT_EQ(seen[1].id(), rotated->id());
+}
+
+TEST_F(BackupManagerTest, SyncWriteNoBackupConfirmedAnswersUnavailable) {
+  backup_options_.ack_timeout = 50ms;
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"k", "1"}});
+  Crash("b");
+  Crash("c");
+  // b and c are still alive to the failure detector (the clock does not move).
+  const Result<v1::Session> result = Set("a", s.id(), "k", "2");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), v1::UNAVAILABLE);
+  EXPECT_NE(result.status().message().find("did not confirm"), std::string::npos);
+}
+
+TEST_F(BackupManagerTest, CreateIsNotFailedByAnUnresponsiveProxyOnly) {
+  backup_options_.ack_timeout = 50ms;
+  StartAll({"a", "b", "c"});
+  Crash("c");  // still alive to the failure detector: the clock does not move
+  int durable = 0;
+  for (int i = 0; i < 20; ++i) {
+    v1::CreateRequest request;
+    Result<v1::Session> created = Run(M("a").Create(request));
+    // Backed up on b (c only a proxy): OK. Backed up on c: nobody confirmed the copy.
+    if (created.ok()) {
+      ++durable;
+    } else {
+      EXPECT_EQ(created.status().code(), v1::UNAVAILABLE);
+    }
+  }
+  EXPECT_GT(durable, 0);
+  EXPECT_EQ(M("b").Roles().backup, static_cast<uint64_t>(durable));
+  EXPECT_EQ(Counter("a", "backup_proxy_acks_missed"), static_cast<uint64_t>(durable));
+}
+
+TEST_F(BackupManagerTest, ExpiryOnThePrimaryRemovesEverywhere) {
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"k", "1"}});
+  clock_.AdvanceMs(601'000);
+  EXPECT_EQ(M("a").ExpireDue(), 1u);
+  ASSERT_TRUE(RunUntil(io_, [&] {
+    const BackupManager::RoleCounts t = Totals({"a", "b", "c"});
+    return t.primary + t.backup + t.proxy == 0;
+  }));
+}
+
+TEST_F(BackupManagerTest, MetricsExportTheRoleGauges) {
+  StartAll({"a", "b", "c"});
+  Create("a", {});
+  std::string out;
+  M("a").AppendMetrics(out);
+  EXPECT_NE(out.find("sessiond_sessions_primary 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("sessiond_sessions_under_replicated 0"), std::string::npos) << out;
+  EXPECT_NE(out.find("sessiond_sessions_backup "), std::string::npos);
+  EXPECT_NE(out.find("sessiond_sessions_proxy "), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sessiond

@@ -1,0 +1,166 @@
+// A measurement, not a test: the state transfer of many sessions of about 1 KiB (8 attributes
+// of 120 bytes) between two nodes, each on its own event-loop thread (as two daemons would be),
+// over loopback. Disabled by default; run it on its own (one line):
+//
+//   build-delta/bin/unit_tests --gtest_also_run_disabled_tests
+//       --gtest_filter='DeltaTransferBenchmark.*'
+//
+// SESSIOND_BENCH_SESSIONS sets how many sessions (default 1,000,000). It prints the seconds from
+// the joining node's start to its readiness, the session payload rate, and the CPU time of both
+// event loops; it asserts only that every session arrived.
+#include <gtest/gtest.h>
+#include <time.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "replication/clock.h"
+#include "replication/cluster/cluster.h"
+#include "replication/delta/delta_manager.h"
+#include "replication/session_id.h"
+#include "sessiond/asio.h"
+
+namespace sessiond {
+namespace {
+
+using namespace std::chrono_literals;
+
+// One node on its own io_context thread. Every call into it is posted there.
+class BenchNode {
+ public:
+  // Runs fn on the node's loop and returns its result.
+  template <typename Fn>
+  auto OnLoop(Fn fn) -> decltype(fn()) {
+    std::packaged_task<decltype(fn())()> task(std::move(fn));
+    auto result = task.get_future();
+    asio::post(io_, [&task] { task(); });
+    return result.get();
+  }
+
+  BenchNode(const std::string& id, std::vector<Endpoint> seeds, DeltaOptions delta)
+      : work_(asio::make_work_guard(io_)) {
+    ClusterOptions options;
+    options.network.self = NodeIdentity{"bench", id, 0};
+    options.network.listen = Endpoint{Endpoint::Kind::kTcp, "127.0.0.1", 0, ""};
+    options.network.seeds = std::move(seeds);
+    options.network.reconnect_min = 10ms;
+    options.network.reconnect_max = 100ms;
+    options.clock = &clock_;
+    cluster_ = std::make_unique<Cluster>(io_.get_executor(), std::move(options));
+    ManagerOptions manager;
+    manager.node_id = id;
+    manager.clock = &clock_;
+    manager.ids = &ids_;
+    manager_ = std::make_unique<DeltaManager>(io_.get_executor(), manager, cluster_.get(), delta);
+    thread_ = std::thread([this] { io_.run(); });
+    OnLoop([this] {
+      EXPECT_TRUE(cluster_->Start().ok());
+      asio::co_spawn(io_, manager_->Start(),
+                     [](std::exception_ptr, Status s) { EXPECT_TRUE(s.ok()) << s.ToString(); });
+      return 0;
+    });
+  }
+
+  ~BenchNode() {
+    OnLoop([this] {
+      manager_.reset();
+      cluster_->Stop();
+      return 0;
+    });
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+
+  // Creates `count` sessions of 8 attributes of 120 bytes, on the loop.
+  void Fill(int count) {
+    std::promise<void> done;
+    asio::co_spawn(
+        io_,
+        [](DeltaManager* manager, int count) -> asio::awaitable<void> {
+          for (int n = 0; n < count; ++n) {
+            v1::CreateRequest request;
+            request.set_max_idle_s(3600);
+            for (int i = 0; i < 8; ++i) {
+              std::string value = std::to_string(n) + "/" + std::to_string(i) + ":";
+              value.resize(120, static_cast<char>('a' + (n * 7 + i) % 26));
+              (*request.mutable_attributes())["attr" + std::to_string(i)] = std::move(value);
+            }
+            Result<v1::Session> created = co_await manager->Create(std::move(request));
+            if (!created.ok()) ADD_FAILURE() << created.status().ToString();
+          }
+        }(manager_.get(), count),
+        [&done](std::exception_ptr) { done.set_value(); });
+    done.get_future().get();
+  }
+
+  // CPU seconds the node's event-loop thread has used: what the transfer costs the loop, whatever
+  // else the machine runs meanwhile.
+  double LoopCpuSeconds() {
+    return OnLoop([] {
+      timespec ts{};
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      return ts.tv_sec + ts.tv_nsec / 1e9;
+    });
+  }
+
+  Endpoint endpoint() {
+    return OnLoop([this] { return cluster_->listen_endpoint(); });
+  }
+  DeltaManager& manager() { return *manager_; }
+
+ private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  SystemClock clock_;
+  RandomIdGenerator ids_;
+  std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<DeltaManager> manager_;
+  std::thread thread_;
+};
+
+TEST(DeltaTransferBenchmark, DISABLED_StateTransferOfOneMillionSessions) {
+  const char* env = std::getenv("SESSIOND_BENCH_SESSIONS");
+  const int sessions = env != nullptr ? std::atoi(env) : 1'000'000;
+  constexpr double kPayloadPerSession = 8 * (5 + 120);  // attribute names and values
+
+  DeltaOptions delta;
+  delta.anti_entropy_interval = 0ms;
+  BenchNode a("a", {}, delta);
+  const auto fill_start = std::chrono::steady_clock::now();
+  a.Fill(sessions);
+  const double fill_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - fill_start).count();
+  std::printf("filled node a with %d sessions in %.2f s\n", sessions, fill_s);
+
+  delta.join_cluster = true;
+  const double a_cpu_before = a.LoopCpuSeconds();
+  const auto start = std::chrono::steady_clock::now();
+  BenchNode b("b", {a.endpoint()}, delta);
+  bool ready = false;
+  while (!ready) {
+    std::this_thread::sleep_for(5ms);  // polling the result, not waiting for it to happen
+    ready = b.OnLoop([&] { return b.manager().Ready().ready; });
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double a_cpu = a.LoopCpuSeconds() - a_cpu_before;
+  const double b_cpu = b.LoopCpuSeconds();
+  const v1::NodeStats stats = b.OnLoop([&] { return b.manager().Stats(); });
+  EXPECT_EQ(stats.sessions(), static_cast<uint64_t>(sessions));
+  const double payload_mb = sessions * kPayloadPerSession / 1e6;
+  std::printf(
+      "state transfer: %d sessions, %.0f MB of session payload (%.0f MB serialized) in %.2f s: "
+      "%.0f MB/s of payload\n",
+      sessions, payload_mb, stats.counters().at("state_transfer_bytes_received") / 1e6, seconds,
+      payload_mb / seconds);
+  std::printf("event-loop CPU during the transfer: sender %.2f s, receiver %.2f s\n", a_cpu, b_cpu);
+}
+
+}  // namespace
+}  // namespace sessiond
