@@ -5,6 +5,19 @@
 #include <utility>
 
 namespace sessiond {
+
+v1::SessionEvent MakeSessionEvent(v1::SessionEvent::Kind kind, std::string id, std::string new_id,
+                                  uint64_t version, int64_t at_ms, std::string origin) {
+  v1::SessionEvent e;
+  e.set_kind(kind);
+  e.set_id(std::move(id));
+  e.set_new_id(std::move(new_id));
+  e.set_version(version);
+  e.set_origin_node(std::move(origin));
+  e.set_at_ms(at_ms);
+  return e;
+}
+
 namespace {
 
 struct Watch {

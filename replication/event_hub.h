@@ -15,6 +15,7 @@
 #define SESSIOND_REPLICATION_EVENT_HUB_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,11 @@
 #include "sessiond/v1/sessiond.pb.h"
 
 namespace sessiond {
+
+// An event for watchers: `kind` of session `id` (renamed to `new_id` for ID_CHANGED) at
+// `version`, at `at_ms`, caused on node `origin`.
+v1::SessionEvent MakeSessionEvent(v1::SessionEvent::Kind kind, std::string id, std::string new_id,
+                                  uint64_t version, int64_t at_ms, std::string origin);
 
 class EventHub {
  public:

@@ -14,6 +14,12 @@ namespace {
 // Below this many queued entries compaction is not worth a pass.
 constexpr size_t kMinQueueToCompact = 1024;
 
+Status RepeatedIdError() {
+  return Internal(
+      "the session id generator repeated an id twice in a row, so this node's random source is "
+      "broken: restart the node and report this as a bug");
+}
+
 }  // namespace
 
 SessionStore::SessionStore(const SessionLimits& limits) : limits_(limits) {}
@@ -365,6 +371,32 @@ void SessionStore::MaybeCompactQueue() {
     const StoredSession* s = table_.Find(e.key);
     return s == nullptr || s->queued_deadline_ms_ != e.deadline_ms;
   });
+}
+
+Result<const StoredSession*> SessionStore::CreateWithNewId(IdGenerator& ids,
+                                                           const v1::CreateRequest& request,
+                                                           int64_t now_ms) {
+  Result<const StoredSession*> created = Create(ids.NewId(), request, now_ms);
+  if (created.ok() || created.status().code() != v1::CONFLICT) return created;
+  created = Create(ids.NewId(), request, now_ms);
+  if (created.ok() || created.status().code() != v1::CONFLICT) return created;
+  return RepeatedIdError();
+}
+
+Result<const StoredSession*> SessionStore::RenameToNewId(std::string_view id, IdGenerator& ids,
+                                                         int64_t now_ms) {
+  Result<const StoredSession*> renamed = Rename(id, ids.NewId(), now_ms);
+  if (renamed.ok() || renamed.status().code() != v1::CONFLICT) return renamed;
+  renamed = Rename(id, ids.NewId(), now_ms);
+  if (renamed.ok() || renamed.status().code() != v1::CONFLICT) return renamed;
+  return RepeatedIdError();
+}
+
+std::chrono::milliseconds SessionStore::ExpiryWait(int64_t now_ms,
+                                                   std::chrono::milliseconds max_wait) const {
+  const std::optional<int64_t> next = NextDeadlineMs();
+  if (!next) return max_wait;
+  return std::min(max_wait, std::chrono::milliseconds(std::max<int64_t>(0, *next - now_ms)));
 }
 
 }  // namespace sessiond

@@ -21,6 +21,7 @@
 #ifndef SESSIOND_REPLICATION_SESSION_STORE_H_
 #define SESSIOND_REPLICATION_SESSION_STORE_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -30,6 +31,7 @@
 
 #include "replication/expiry_queue.h"
 #include "replication/principal_index.h"
+#include "replication/session_id.h"
 #include "replication/session_limits.h"
 #include "replication/session_table.h"
 #include "replication/stored_session.h"
@@ -60,6 +62,11 @@ class SessionStore {
   Result<const StoredSession*> Create(std::string_view id, const v1::CreateRequest& request,
                                       int64_t now_ms);
 
+  // Create() under a fresh id from `ids`. 128 random bits make a taken id astronomically
+  // unlikely, so one repeat is retried and a second means the generator is broken (INTERNAL).
+  Result<const StoredSession*> CreateWithNewId(IdGenerator& ids, const v1::CreateRequest& request,
+                                               int64_t now_ms);
+
   // Inserts `session` exactly as another node or a snapshot holds it (times, version and all),
   // for state transfer. The same checks as Create, except that max_idle_s must be given.
   Result<const StoredSession*> Restore(const v1::Session& session, int64_t now_ms);
@@ -87,6 +94,9 @@ class SessionStore {
   // CONFLICT when `new_id` is already held.
   Result<const StoredSession*> Rename(std::string_view id, std::string_view new_id, int64_t now_ms);
 
+  // Rename() to a fresh id from `ids`, retried once as in CreateWithNewId.
+  Result<const StoredSession*> RenameToNewId(std::string_view id, IdGenerator& ids, int64_t now_ms);
+
   // The live sessions of `principal`, oldest first; none for "".
   std::vector<const StoredSession*> FindByPrincipal(std::string_view principal,
                                                     int64_t now_ms) const;
@@ -107,6 +117,9 @@ class SessionStore {
   // No session expires before this (nullopt when the store is empty): when to call ExpireDue
   // next. It may be earlier than any real deadline, never later.
   std::optional<int64_t> NextDeadlineMs() const;
+  // How long an expiry loop may sleep at `now_ms`: until NextDeadlineMs(), but never longer
+  // than `max_wait`, so that a session expires at most that late even if the clock jumps.
+  std::chrono::milliseconds ExpiryWait(int64_t now_ms, std::chrono::milliseconds max_wait) const;
 
   // The NOT_FOUND status every operation returns for `id`, naming it by its LogTag only.
   static Status NotFoundError(std::string_view id);

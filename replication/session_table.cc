@@ -1,6 +1,8 @@
 #include "replication/session_table.h"
 
+#include <atomic>
 #include <bit>
+#include <chrono>
 #include <cstring>
 
 namespace sessiond {
@@ -12,7 +14,21 @@ constexpr size_t kMinCapacity = 16;
 // miss scans within a cache line or two of control bytes.
 size_t MaxLoad(size_t capacity) { return capacity - capacity / 8; }
 
+// Differs between the tables of one process (a counter) and between processes (the address
+// of a stack variable and the clock), which is all the scrambling needs: it is no defence
+// against chosen keys, and need not be, as session ids are random.
+uint64_t NewSeed() {
+  static std::atomic<uint64_t> counter{0};
+  int local = 0;
+  uint64_t seed = counter.fetch_add(1, std::memory_order_relaxed) * 0x9E3779B97F4A7C15ull;
+  seed ^= reinterpret_cast<uintptr_t>(&local);
+  seed ^= static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  return seed;
+}
+
 }  // namespace
+
+SessionTable::SessionTable() : seed_(NewSeed()) {}
 
 SessionTable::~SessionTable() {
   for (size_t i = 0; i < capacity_; ++i) {
@@ -83,7 +99,7 @@ void SessionTable::Rehash(size_t new_capacity) {
   for (size_t j = 0; j < capacity_; ++j) {
     if (!IsFull(ctrl_[j])) continue;
     const uint64_t hash = slots_[j]->key().Hash();
-    size_t i = static_cast<size_t>(hash >> shift);
+    size_t i = Home(hash, shift);
     while (ctrl[i] != kEmpty) i = (i + 1) & mask;
     ctrl[i] = Tag(hash);
     slots[i] = slots_[j];

@@ -6,6 +6,11 @@
 // a miss to a scan of adjacent bytes, and a hit to usually one dereference. The sessions
 // themselves are separate allocations, so their addresses stay put while the table grows.
 //
+// Each table scrambles the key's hash with a seed of its own before taking a home slot. Without
+// it, copying one table into another (a state transfer, a backup fill: the sender iterates in
+// slot order, so the keys arrive sorted by home) piles every insert into one growing cluster
+// at the front of the smaller receiving table, and inserts turn quadratic.
+//
 // Not thread-safe: owned by the SessionStore, on its loop.
 #ifndef SESSIOND_REPLICATION_SESSION_TABLE_H_
 #define SESSIOND_REPLICATION_SESSION_TABLE_H_
@@ -21,7 +26,7 @@ namespace sessiond {
 
 class SessionTable {
  public:
-  SessionTable() = default;
+  SessionTable();
   ~SessionTable();
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
@@ -54,8 +59,15 @@ class SessionTable {
   static bool IsFull(uint8_t c) { return (c & 0x80) != 0; }
   static uint8_t Tag(uint64_t hash) { return static_cast<uint8_t>(0x80 | (hash & 0x7F)); }
 
-  // The first slot to probe for `hash`: its top bits, since Tag() uses the bottom ones.
-  size_t Home(uint64_t hash) const { return static_cast<size_t>(hash >> shift_); }
+  // The first slot to probe for `hash` in a table of 2^(64 - shift) slots: the top bits of the
+  // hash scrambled with this table's seed (Tag() uses the bottom bits of the plain hash).
+  size_t Home(uint64_t hash, int shift) const {
+    uint64_t h = (hash ^ seed_) * 0x9E3779B97F4A7C15ull;  // odd: a bijection on 64 bits
+    h ^= h >> 32;
+    h *= 0xD6E8FEB86659FD93ull;
+    return static_cast<size_t>(h >> shift);
+  }
+  size_t Home(uint64_t hash) const { return Home(hash, shift_); }
   // The slot holding `key`, or capacity_ when none does.
   size_t FindSlot(const SessionKey& key) const;
   // Moves every session into fresh arrays of `new_capacity` slots (a power of two), which also
@@ -68,6 +80,7 @@ class SessionTable {
   int shift_ = 64;                           // 64 - log2(capacity_)
   size_t size_ = 0;
   size_t tombstones_ = 0;
+  const uint64_t seed_;
 };
 
 }  // namespace sessiond

@@ -19,14 +19,6 @@ namespace {
 // most this late even if the clock jumps.
 constexpr std::chrono::milliseconds kMaxExpiryWait{1000};
 
-// A fresh id that is already taken: 128 random bits make one repeat astronomically unlikely, so
-// the manager retries once, and a second repeat means the generator is broken.
-Status RepeatedIdError() {
-  return Internal(
-      "the session id generator repeated an id twice in a row, so this node's random source is "
-      "broken: restart the node and report this as a bug");
-}
-
 }  // namespace
 
 class StandaloneManager::Impl {
@@ -62,11 +54,7 @@ class StandaloneManager::Impl {
 
   Result<v1::Session> Create(const v1::CreateRequest& request) {
     const int64_t now = options_.clock->NowMs();
-    Result<const StoredSession*> created = store_.Create(options_.ids->NewId(), request, now);
-    if (!created.ok() && created.status().code() == v1::CONFLICT) {
-      created = store_.Create(options_.ids->NewId(), request, now);
-      if (!created.ok() && created.status().code() == v1::CONFLICT) return RepeatedIdError();
-    }
+    Result<const StoredSession*> created = store_.CreateWithNewId(*options_.ids, request, now);
     if (!created.ok()) return created.status();
     // Copied out before publishing: a sink may change the store and free the session.
     v1::Session session = (*created)->ToProto();
@@ -113,11 +101,7 @@ class StandaloneManager::Impl {
 
   Result<v1::Session> RotateId(const v1::RotateIdRequest& request) {
     const int64_t now = options_.clock->NowMs();
-    Result<const StoredSession*> renamed = store_.Rename(request.id(), options_.ids->NewId(), now);
-    if (!renamed.ok() && renamed.status().code() == v1::CONFLICT) {
-      renamed = store_.Rename(request.id(), options_.ids->NewId(), now);
-      if (!renamed.ok() && renamed.status().code() == v1::CONFLICT) return RepeatedIdError();
-    }
+    Result<const StoredSession*> renamed = store_.RenameToNewId(request.id(), *options_.ids, now);
     if (!renamed.ok()) return renamed.status();
     v1::Session session = (*renamed)->ToProto();
     ++sessions_rotated_;
@@ -186,7 +170,7 @@ class StandaloneManager::Impl {
   asio::awaitable<void> ExpiryLoop(std::shared_ptr<bool> alive) {
     while (*alive && !stopping_) {
       ExpireDue();
-      expiry_timer_.expires_after(NextExpiryWait());
+      expiry_timer_.expires_after(store_.ExpiryWait(options_.clock->NowMs(), kMaxExpiryWait));
       boost::system::error_code ec;
       co_await expiry_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (!*alive) co_return;
@@ -195,24 +179,9 @@ class StandaloneManager::Impl {
     expiry_stopped_.cancel();
   }
 
-  // Until the earliest queued deadline, but never longer than kMaxExpiryWait.
-  std::chrono::milliseconds NextExpiryWait() const {
-    const std::optional<int64_t> next = store_.NextDeadlineMs();
-    if (!next) return kMaxExpiryWait;
-    const int64_t wait_ms = std::max<int64_t>(0, *next - options_.clock->NowMs());
-    return std::min(kMaxExpiryWait, std::chrono::milliseconds(wait_ms));
-  }
-
   v1::SessionEvent MakeEvent(v1::SessionEvent::Kind kind, std::string id, std::string new_id,
                              uint64_t version, int64_t now) const {
-    v1::SessionEvent e;
-    e.set_kind(kind);
-    e.set_id(std::move(id));
-    e.set_new_id(std::move(new_id));
-    e.set_version(version);
-    e.set_origin_node(options_.node_id);
-    e.set_at_ms(now);
-    return e;
+    return MakeSessionEvent(kind, std::move(id), std::move(new_id), version, now, options_.node_id);
   }
 
   void Publish(v1::SessionEvent::Kind kind, std::string id, std::string new_id, uint64_t version,

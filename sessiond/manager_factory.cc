@@ -75,8 +75,8 @@ Result<ModeRuntime> MakeModeRuntime(const DaemonConfig& config, asio::any_io_exe
       return runtime;
     }
   }
-  return Unavailable("mode " + std::string(DaemonModeName(config.mode)) +
-                     " is not available in this build yet; run with --mode standalone");
+  return InvalidArgument("unknown mode " + std::string(DaemonModeName(config.mode)) +
+                         "; use standalone, delta, backup or redis");
 }
 
 }  // namespace sessiond

@@ -45,12 +45,6 @@ constexpr size_t kRefillChunk = 2048;
 // How many times one operation follows "not primary, ask X" before giving up.
 constexpr int kMaxRedirects = 16;
 
-Status RepeatedIdError() {
-  return Internal(
-      "the session id generator repeated an id twice in a row, so this node's random source is "
-      "broken: restart the node and report this as a bug");
-}
-
 bool Contains(const std::vector<std::string>& list, std::string_view node) {
   return std::find(list.begin(), list.end(), node) != list.end();
 }
@@ -182,11 +176,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   asio::awaitable<Result<v1::Session>> Create(v1::CreateRequest request) {
     auto self = shared_from_this();
     const int64_t now = options_.clock->NowMs();
-    Result<const StoredSession*> created = store_.Create(options_.ids->NewId(), request, now);
-    if (!created.ok() && created.status().code() == v1::CONFLICT) {
-      created = store_.Create(options_.ids->NewId(), request, now);
-      if (!created.ok() && created.status().code() == v1::CONFLICT) co_return RepeatedIdError();
-    }
+    Result<const StoredSession*> created = store_.CreateWithNewId(*options_.ids, request, now);
     if (!created.ok()) co_return created.status();
     v1::Session session = (*created)->ToProto();
     const SessionKey key = (*created)->key();
@@ -1504,11 +1494,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     const std::vector<std::string> nodes = table_.Nodes(*key);
     if (RoleOf(nodes) != Role::kPrimary) co_return NotPrimaryNow(request.id());
     const int64_t now = options_.clock->NowMs();
-    Result<const StoredSession*> renamed = store_.Rename(request.id(), options_.ids->NewId(), now);
-    if (!renamed.ok() && renamed.status().code() == v1::CONFLICT) {
-      renamed = store_.Rename(request.id(), options_.ids->NewId(), now);
-      if (!renamed.ok() && renamed.status().code() == v1::CONFLICT) co_return RepeatedIdError();
-    }
+    Result<const StoredSession*> renamed = store_.RenameToNewId(request.id(), *options_.ids, now);
     if (!renamed.ok()) co_return renamed.status();
     v1::Session session = (*renamed)->ToProto();
     const SessionKey new_key = (*renamed)->key();
@@ -1629,18 +1615,36 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
           if (std::find(nodes.begin(), nodes.end(), gone) != nodes.end()) affected.insert(id);
         });
     if (affected.empty()) return;
-    std::vector<std::pair<SessionKey, PlacementTable::PlacementId>> keys;
+    auto work = std::make_shared<FailoverWork>();
+    work->node = node;
+    work->started = started;
     table_.ForEach([&](const SessionKey& key, PlacementTable::PlacementId id) {
-      if (affected.count(id) > 0) keys.emplace_back(key, id);
+      if (affected.count(id) > 0) work->keys.push_back(key);
     });
-    // A restarted node is alive again but lost its copies: it counts as gone here.
-    const std::vector<std::string> live = Without(LiveMembers(), node);
-    const int64_t now = options_.clock->NowMs();
+    FailoverChunk(std::move(work));
+  }
+
+  // The sessions a departed node held, re-placed a chunk per loop turn so that a failover of
+  // many sessions does not hold up the requests that arrive meanwhile (they retry briefly).
+  struct FailoverWork {
+    std::string node;
+    std::vector<SessionKey> keys;
+    size_t next = 0;
     std::set<SessionKey, KeyLess> promoted;
     size_t lost = 0;
-    for (const auto& [key, id] : keys) {
-      const std::vector<std::string> nodes =
-          table_.Nodes(key);  // not NodesOf(id): ids freed above may be reused
+    std::chrono::steady_clock::time_point started;
+  };
+
+  void FailoverChunk(std::shared_ptr<FailoverWork> work) {
+    if (stopping_) return;
+    // A restarted node is alive again but lost its copies: it counts as gone here.
+    const std::vector<std::string> live = Without(LiveMembers(), work->node);
+    const int64_t now = options_.clock->NowMs();
+    const size_t end = std::min(work->keys.size(), work->next + kRefillChunk);
+    for (; work->next < end; ++work->next) {
+      const SessionKey& key = work->keys[work->next];
+      const std::vector<std::string> nodes = table_.Nodes(key);
+      if (!Contains(nodes, work->node)) continue;  // re-placed meanwhile (a move, a removal)
       std::vector<std::string> survivors;
       for (const std::string& n : nodes) {
         if (Contains(live, n)) survivors.push_back(n);
@@ -1648,7 +1652,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       if (survivors.empty()) {
         // The primary and every backup are gone: nobody holds it any more.
         table_.Erase(key);
-        ++lost;
+        ++work->lost;
         continue;
       }
       if (nodes[0] != self_ && survivors[0] == self_) {
@@ -1659,7 +1663,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
           continue;
         }
         ++counters_.failovers;
-        promoted.insert(key);
+        work->promoted.insert(key);
         touch_sent_[key] = now;
       }
       table_.Set(key, survivors);
@@ -1667,19 +1671,24 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         (void)store_.Erase(key.ToText(), now);
       }
     }
-    if (lost > 0) {
-      counters_.sessions_lost += lost;
+    if (work->next < work->keys.size()) {
+      asio::post(executor_, [weak = weak_from_this(), work = std::move(work)]() mutable {
+        if (auto self = weak.lock()) self->FailoverChunk(std::move(work));
+      });
+      return;
+    }
+    if (work->lost > 0) {
+      counters_.sessions_lost += work->lost;
       spdlog::error(
           "node {}: {} sessions lost with node {}: their primary and all {} backups "
           "failed together",
-          self_, lost, node, backup_.backups);
+          self_, work->lost, work->node, backup_.backups);
     }
-    RefillPrimaries(live, promoted);
-    // The failover runs in one go on the loop; its length is what other requests waited.
-    spdlog::info("node {}: {} left; {} of its sessions now have this node as primary ({} ms)",
-                 self_, node, promoted.size(),
+    RefillPrimaries(live, work->promoted);
+    spdlog::info("node {}: {} left; this node is now primary of {} of its sessions ({} ms)", self_,
+                 work->node, work->promoted.size(),
                  std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::steady_clock::now() - started)
+                     std::chrono::steady_clock::now() - work->started)
                      .count());
   }
 
@@ -1959,13 +1968,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   // peers whose watchers want it.
   void Publish(v1::SessionEvent::Kind kind, const std::string& id, const std::string& new_id,
                uint64_t version, int64_t now) {
-    v1::SessionEvent event;
-    event.set_kind(kind);
-    event.set_id(id);
-    event.set_new_id(new_id);
-    event.set_version(version);
-    event.set_origin_node(self_);
-    event.set_at_ms(now);
+    const v1::SessionEvent event = MakeSessionEvent(kind, id, new_id, version, now, self_);
     for (auto& [peer, interest] : peer_interest_) {
       const bool wanted = interest.all || interest.ids.count(id) > 0;
       if (kind == v1::SessionEvent::ID_CHANGED && interest.ids.erase(id) > 0) {
@@ -2068,19 +2071,12 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     while (!stopping_) {
       ExpireDue();
       RetryLostAcks();
-      expiry_timer_.expires_after(NextExpiryWait());
+      expiry_timer_.expires_after(store_.ExpiryWait(options_.clock->NowMs(), kMaxExpiryWait));
       boost::system::error_code ec;
       co_await expiry_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     expiry_running_ = false;
     expiry_stopped_.cancel();
-  }
-
-  std::chrono::milliseconds NextExpiryWait() const {
-    const std::optional<int64_t> next = store_.NextDeadlineMs();
-    if (!next) return kMaxExpiryWait;
-    const int64_t wait_ms = std::max<int64_t>(0, *next - options_.clock->NowMs());
-    return std::min(kMaxExpiryWait, std::chrono::milliseconds(wait_ms));
   }
 
   asio::any_io_executor executor_;

@@ -9,7 +9,6 @@
 #include <deque>
 #include <map>
 #include <optional>
-#include <random>
 #include <set>
 #include <utility>
 #include <vector>
@@ -65,12 +64,6 @@ StampedField FieldOf(FieldStamp::Field field) {
     default:
       return StampedField::kAttribute;
   }
-}
-
-Status RepeatedIdError() {
-  return Internal(
-      "the session id generator repeated an id twice in a row, so this node's random source is "
-      "broken: restart the node and report this as a bug");
 }
 
 }  // namespace
@@ -162,11 +155,7 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
 
   asio::awaitable<Result<v1::Session>> Create(v1::CreateRequest request) {
     const int64_t now = options_.clock->NowMs();
-    Result<const StoredSession*> created = store_.Create(options_.ids->NewId(), request, now);
-    if (!created.ok() && created.status().code() == v1::CONFLICT) {
-      created = store_.Create(options_.ids->NewId(), request, now);
-      if (!created.ok() && created.status().code() == v1::CONFLICT) co_return RepeatedIdError();
-    }
+    Result<const StoredSession*> created = store_.CreateWithNewId(*options_.ids, request, now);
     if (!created.ok()) co_return created.status();
     v1::Session session = (*created)->ToProto();
     ++counters_.created;
@@ -255,11 +244,7 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
 
   asio::awaitable<Result<v1::Session>> RotateId(v1::RotateIdRequest request) {
     const int64_t now = options_.clock->NowMs();
-    Result<const StoredSession*> renamed = store_.Rename(request.id(), options_.ids->NewId(), now);
-    if (!renamed.ok() && renamed.status().code() == v1::CONFLICT) {
-      renamed = store_.Rename(request.id(), options_.ids->NewId(), now);
-      if (!renamed.ok() && renamed.status().code() == v1::CONFLICT) co_return RepeatedIdError();
-    }
+    Result<const StoredSession*> renamed = store_.RenameToNewId(request.id(), *options_.ids, now);
     if (!renamed.ok()) co_return renamed.status();
     v1::Session session = (*renamed)->ToProto();
     ++counters_.rotated;
@@ -378,8 +363,8 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     const int64_t now = options_.clock->NowMs();
     std::vector<v1::SessionEvent> events;
     const size_t expired = store_.ExpireDue(now, [&](const StoredSession& s) {
-      events.push_back(
-          MakeEvent(v1::SessionEvent::EXPIRED, s.id(), "", s.version(), now, options_.node_id));
+      events.push_back(MakeSessionEvent(v1::SessionEvent::EXPIRED, s.id(), "", s.version(), now,
+                                        options_.node_id));
     });
     counters_.expired += expired;
     for (const v1::SessionEvent& e : events) {
@@ -624,8 +609,12 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     }
     for (auto& [id, waiter] : std::map(waiters_)) Release(waiter, event.member.node_id);
     DropTransfersWith(event.member.node_id, "it is gone");
-    // Its new incarnation starts a new seq stream and takes a state transfer.
-    if (event.kind == Kind::kRestarted) sent_.erase(event.member.node_id);
+    // A peer that left resends nothing when it comes back (it takes a state transfer), and a
+    // new incarnation starts a new seq stream. A dead one keeps its batches: a healed partition
+    // brings it back as it was.
+    if (event.kind == Kind::kLeft || event.kind == Kind::kRestarted) {
+      sent_.erase(event.member.node_id);
+    }
   }
 
   void OnDeltaBatch(const PeerIdentity& from, const PeerEnvelope& envelope) {
@@ -1007,14 +996,9 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
       return static_cast<int>(i) < list.nodes_size() ? std::string_view(list.nodes(i)) : "";
     };
     for (const FieldStamp& f : stamped.stamps()) lamport_ = std::max(lamport_, f.clock());
-    const StoredSession* held = store_.Find(id, now);
-    if (held == nullptr) {
-      Result<const StoredSession*> restored = store_.Restore(session, now);
-      if (!restored.ok()) {
-        spdlog::debug("node {}: could not take session {} from {}: {}", options_.node_id,
-                      LogTag(id), peer, restored.status().ToString());
-        return false;
-      }
+    // Mostly new here (a join takes in every session): insert first, merge only if held.
+    Result<const StoredSession*> restored = store_.Restore(session, now);
+    if (restored.ok()) {
       scratch.clear();
       for (const FieldStamp& f : stamped.stamps()) {
         scratch.push_back(
@@ -1025,6 +1009,13 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
         Publish(v1::SessionEvent::CREATED, id, "", session.version(), now, peer);
       }
       return true;
+    }
+    const StoredSession* held = store_.Find(id, now);
+    if (restored.status().code() != v1::CONFLICT || held == nullptr) {
+      // Past its deadline here (the reaper takes it), or over this node's limits.
+      spdlog::debug("node {}: could not take session {} from {}: {}", options_.node_id, LogTag(id),
+                    peer, restored.status().ToString());
+      return false;
     }
     const int64_t last_access = session.last_access_ms();
     if (last_access > held->last_access_ms()) (void)store_.Touch(id, last_access);
@@ -1057,7 +1048,6 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
                                     return !current->attributes().Find(name).has_value();
                                   }),
                    removes->end());
-    bool changed_store = false;
     if (!request.set().empty() || !request.remove().empty() || request.has_principal() ||
         request.has_max_idle_s()) {
       Result<SessionStore::UpdateResult> updated = store_.Update(request, now);
@@ -1066,8 +1056,7 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
                      LogTag(id), peer, updated.status().ToString());
         return false;
       }
-      changed_store = updated->changed;
-      if (changed_store) {
+      if (updated->changed) {
         Publish(v1::SessionEvent::CHANGED, id, "", updated->session->version(), now, peer);
       }
     }
@@ -1108,10 +1097,8 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     store_.ForEach(now_ms(), [&](const StoredSession& s) {
       if (wanted.empty() || in_wanted(s.id())) push.keys.push_back(s.key());
     });
-    // The store iterates in hash order, and a receiver that inserts keys in hash order into its
-    // own (smaller, growing) open-addressing table piles them into one long probe run: inserts
-    // go quadratic. Any order unrelated to the hash avoids that.
-    std::shuffle(push.keys.begin(), push.keys.end(), std::minstd_rand(push.keys.size()));
+    // Sent in the store's slot order: the receiver's table scrambles hashes with a seed of its
+    // own (see SessionTable), so this order does not pile its inserts into one probe run.
     stamps_.ForEachRemoved([&](const std::string& id) {
       if (in_wanted(id)) push.removed.push_back(id);
     });
@@ -1371,21 +1358,9 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     ++counters_.touches_sent;
   }
 
-  v1::SessionEvent MakeEvent(v1::SessionEvent::Kind kind, std::string id, std::string new_id,
-                             uint64_t version, int64_t now, const std::string& origin) const {
-    v1::SessionEvent e;
-    e.set_kind(kind);
-    e.set_id(std::move(id));
-    e.set_new_id(std::move(new_id));
-    e.set_version(version);
-    e.set_origin_node(origin);
-    e.set_at_ms(now);
-    return e;
-  }
-
   void Publish(v1::SessionEvent::Kind kind, std::string id, std::string new_id, uint64_t version,
                int64_t now, const std::string& origin) {
-    hub_.Publish(MakeEvent(kind, std::move(id), std::move(new_id), version, now, origin));
+    hub_.Publish(MakeSessionEvent(kind, std::move(id), std::move(new_id), version, now, origin));
   }
 
   // Holds `self` so that the manager's owner may drop it before the loop has seen stopping_.
@@ -1393,19 +1368,12 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     (void)self;
     while (!stopping_) {
       ExpireDue();
-      expiry_timer_.expires_after(NextExpiryWait());
+      expiry_timer_.expires_after(store_.ExpiryWait(options_.clock->NowMs(), kMaxExpiryWait));
       boost::system::error_code ec;
       co_await expiry_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     expiry_running_ = false;
     expiry_stopped_.cancel();
-  }
-
-  std::chrono::milliseconds NextExpiryWait() const {
-    const std::optional<int64_t> next = store_.NextDeadlineMs();
-    if (!next) return kMaxExpiryWait;
-    const int64_t wait_ms = std::max<int64_t>(0, *next - options_.clock->NowMs());
-    return std::min(kMaxExpiryWait, std::chrono::milliseconds(wait_ms));
   }
 
   asio::any_io_executor executor_;

@@ -126,7 +126,9 @@ TEST(DeltaStampDigestTest, ChunkWriterOutputParsesAsTheSessionsItWrote) {
       if (f.name() == "old") {
         saw_tombstone = f.removed() && f.clock() == 300 && node == "n1";
       }
-      if (f.field() == peer::v1::FieldStamp::PRINCIPAL) EXPECT_EQ(f.clock(), 5u);
+      if (f.field() == peer::v1::FieldStamp::PRINCIPAL) {
+        EXPECT_EQ(f.clock(), 5u);
+      }
     }
     EXPECT_TRUE(saw_tombstone) << i;
   }

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,17 @@ v1::UpdateRequest Update(const std::string& id) {
   r.set_id(id);
   return r;
 }
+
+// Hands out the ids it was given, in order.
+class ScriptedIds final : public IdGenerator {
+ public:
+  explicit ScriptedIds(std::vector<std::string> ids) : ids_(std::move(ids)) {}
+  std::string NewId() override { return ids_.at(next_++); }
+
+ private:
+  std::vector<std::string> ids_;
+  size_t next_ = 0;
+};
 
 class SessionStoreTest : public ::testing::Test {
  protected:
@@ -587,6 +600,37 @@ TEST_F(SessionStoreTest, ForEachVisitsLiveSessions) {
   std::vector<std::string> ids;
   store_.ForEach(kT0 + 20'000, [&](const StoredSession& s) { ids.push_back(s.id()); });
   EXPECT_EQ(ids, std::vector<std::string>{Id(2)});
+}
+
+TEST_F(SessionStoreTest, ANewIdThatIsTakenIsRetriedOnceThenReportedAsABrokenGenerator) {
+  MustCreate(1);
+  ScriptedIds once_repeated({Id(1), Id(2)});
+  Result<const StoredSession*> created = store_.CreateWithNewId(once_repeated, Create(), kT0);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_EQ((*created)->id(), Id(2));
+
+  ScriptedIds always_repeated({Id(1), Id(2)});
+  created = store_.CreateWithNewId(always_repeated, Create(), kT0);
+  EXPECT_EQ(created.status().code(), v1::INTERNAL);
+  EXPECT_NE(created.status().message().find("random source"), std::string::npos);
+
+  ScriptedIds rename_ids({Id(2), Id(3)});
+  Result<const StoredSession*> renamed = store_.RenameToNewId(Id(1), rename_ids, kT0);
+  ASSERT_TRUE(renamed.ok()) << renamed.status().ToString();
+  EXPECT_EQ((*renamed)->id(), Id(3));
+  ScriptedIds unused({Id(9)});
+  EXPECT_EQ(store_.RenameToNewId(Id(1), unused, kT0).status().code(), v1::NOT_FOUND);
+}
+
+TEST_F(SessionStoreTest, ExpiryWaitIsTheTimeToTheNextDeadlineAtMostTheMaximum) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(store_.ExpiryWait(kT0, milliseconds(1000)), milliseconds(1000));
+  MustCreate(1, Create(/*max_idle_s=*/1));
+  const std::optional<int64_t> next = store_.NextDeadlineMs();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(store_.ExpiryWait(*next - 300, milliseconds(1000)), milliseconds(300));
+  EXPECT_EQ(store_.ExpiryWait(*next - 300, milliseconds(100)), milliseconds(100));
+  EXPECT_EQ(store_.ExpiryWait(*next + 5, milliseconds(1000)), milliseconds(0));
 }
 
 }  // namespace

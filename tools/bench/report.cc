@@ -124,6 +124,7 @@ void WriteLag(JsonWriter& w, const WorkloadResult& r) {
   w.BeginObject();
   w.Key("probes").Unsigned(r.lag_probes);
   w.Key("unseen").Unsigned(r.lag_unseen);
+  w.Key("seen_on_first_read").Unsigned(r.lag_seen_first_read);
   if (r.lag.TotalCount() > 0) {
     w.Key("p50").Number(Ms(r.lag.ValueAtPercentile(50)));
     w.Key("p90").Number(Ms(r.lag.ValueAtPercentile(90)));
@@ -250,6 +251,7 @@ Report::Report(ReportContext context, std::vector<ModeRun> runs)
       s.load.late_sends += run.load.late_sends;
       s.load.lag.Merge(run.load.lag);
       s.load.lag_read_rtt.Merge(run.load.lag_read_rtt);
+      s.load.lag_seen_first_read += run.load.lag_seen_first_read;
       s.load.lag_probes += run.load.lag_probes;
       s.load.lag_unseen += run.load.lag_unseen;
       s.load.interrupted = s.load.interrupted || run.load.interrupted;
@@ -385,6 +387,14 @@ std::string Report::Table() const {
           where, *s.vs_redis_direct, 100.0 * (1.0 - *s.vs_redis_direct)));
     }
     if (s.redis_memory) notes.push_back(where + ": " + RedisMemoryNote(*s.redis_memory));
+    if (s.load.lag_probes > 0 && s.load.lag_read_rtt.TotalCount() > 0) {
+      notes.push_back(fmt::format(
+          "{}: {:.1f}% of {} lag probes were visible at the first read at node 2 (for those the "
+          "lag is below one read round trip: p50 {} ms, p99 {} ms)",
+          where, 100.0 * s.load.lag_seen_first_read / s.load.lag_probes, s.load.lag_probes,
+          Sig3(Ms(s.load.lag_read_rtt.ValueAtPercentile(50))),
+          Sig3(Ms(s.load.lag_read_rtt.ValueAtPercentile(99)))));
+    }
     if (daemon_mode == "redis" && s.redis_cpu_us_per_op) {
       for (const ModeSummary& direct : summaries_) {
         if (direct.mode != "redis-direct" || direct.nodes != s.nodes || direct.runs == 0 ||

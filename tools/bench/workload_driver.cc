@@ -126,6 +126,7 @@ class WorkloadDriver::LoadThread {
     out.late_sends += late_sends_;
     out.lag.Merge(lag_);
     out.lag_read_rtt.Merge(lag_read_rtt_);
+    out.lag_seen_first_read += lag_seen_first_read_;
     out.lag_probes += lag_probes_;
     out.lag_unseen += lag_unseen_;
     for (auto& [second, point] : timeline_) {
@@ -312,10 +313,12 @@ class WorkloadDriver::LoadThread {
         // bound, over by at most that read's round trip (kept beside it).
         std::optional<Clock::time_point> seen_at;
         Clock::duration read_rtt{};
+        int reads = 0;
         while (!seen_at && Clock::now() < acked + kLagProbeDeadline &&
                !progress_->stop.load(std::memory_order_relaxed)) {
           const auto sent = Clock::now();
           Status got = co_await target_->Get(1, id, false, &read);
+          ++reads;
           if (got.ok()) {
             auto it = read.find("probe");
             if (it != read.end() && it->second == value) {
@@ -333,6 +336,7 @@ class WorkloadDriver::LoadThread {
                 std::chrono::duration_cast<std::chrono::nanoseconds>(*seen_at - acked).count());
             lag_read_rtt_.Record(
                 std::chrono::duration_cast<std::chrono::nanoseconds>(read_rtt).count());
+            if (reads == 1) ++lag_seen_first_read_;
           } else {
             ++lag_unseen_;
           }
@@ -363,6 +367,7 @@ class WorkloadDriver::LoadThread {
   Histogram lag_;
   Histogram lag_read_rtt_;
   uint64_t lag_probes_ = 0;
+  uint64_t lag_seen_first_read_ = 0;
   uint64_t lag_unseen_ = 0;
   std::map<int64_t, TimelineSecond> timeline_;
   std::map<int64_t, Histogram> timeline_latency_;

@@ -54,6 +54,9 @@ struct WorkloadResult {
   Histogram lag;
   Histogram lag_read_rtt;
   uint64_t lag_probes = 0;
+  // Probes whose first read at node 2 already returned the value: for these the real lag is below
+  // what the probe can resolve (one read round trip).
+  uint64_t lag_seen_first_read = 0;
   uint64_t lag_unseen = 0;
   std::vector<TimelineSecond> timeline;
   // Every write of the run, when WorkloadOptions::record_writes.
