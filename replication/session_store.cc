@@ -43,6 +43,11 @@ const StoredSession* SessionStore::Find(std::string_view id, int64_t now_ms) con
   return FindLive(id, now_ms);
 }
 
+const StoredSession* SessionStore::Find(const SessionKey& key, int64_t now_ms) const {
+  const StoredSession* s = table_.Find(key);
+  return s == nullptr || s->ExpiredAt(now_ms) ? nullptr : s;
+}
+
 Status SessionStore::CheckName(std::string_view name) const {
   if (name.empty()) {
     return InvalidArgument("attribute names must not be empty: give every attribute a name");

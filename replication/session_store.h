@@ -54,6 +54,12 @@ class SessionStore {
 
   // The session `id` names, or nullptr when it is unknown, malformed or past its deadline.
   const StoredSession* Find(std::string_view id, int64_t now_ms) const;
+  // The same, by the id's decoded key: what a caller holding keys uses, to skip the decoding.
+  const StoredSession* Find(const SessionKey& key, int64_t now_ms) const;
+
+  // Makes room for `sessions` sessions in all, so a bulk fill (a state transfer) does not
+  // rehash the table again and again as it grows.
+  void Reserve(size_t sessions) { table_.Reserve(sessions); }
 
   // Creates session `id` (a fresh id from an IdGenerator) from `request`, at version 1. A
   // max_idle_s of 0 means the limits' default. INVALID_ARGUMENT for a malformed id, a name or

@@ -91,6 +91,13 @@ std::unique_ptr<StoredSession> SessionTable::Remove(const SessionKey& key) {
   return session;
 }
 
+void SessionTable::Reserve(size_t sessions) {
+  if (sessions + tombstones_ <= MaxLoad(capacity_)) return;
+  size_t new_capacity = capacity_ == 0 ? kMinCapacity : capacity_;
+  while (sessions > MaxLoad(new_capacity)) new_capacity *= 2;
+  Rehash(new_capacity);
+}
+
 void SessionTable::Rehash(size_t new_capacity) {
   auto ctrl = std::make_unique<uint8_t[]>(new_capacity);  // zeroed: all kEmpty
   std::unique_ptr<StoredSession*[]> slots(new StoredSession*[new_capacity]);

@@ -41,6 +41,10 @@ class SessionTable {
   // Takes ownership of `session` and returns it. REQUIRES: no session with its key is held.
   StoredSession* Insert(std::unique_ptr<StoredSession> session);
 
+  // Grows the table, if need be, to hold `sessions` sessions without rehashing again. A table
+  // that shrinks back (after removals) may be smaller than this later.
+  void Reserve(size_t sessions);
+
   // Gives up the session with `key` (nullptr when none is held).
   std::unique_ptr<StoredSession> Remove(const SessionKey& key);
 

@@ -110,8 +110,9 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
         {PeerEnvelope::kDigest, &Impl::OnDigest},
     };
     for (const auto& [kind, handler] : kinds) {
+      // An init-capture: clang 14 (the fuzz build) cannot capture a structured binding.
       Status s = cluster_->Subscribe(
-          kind, [this, handler](const PeerIdentity& from, const PeerEnvelope& e) {
+          kind, [this, handler = handler](const PeerIdentity& from, const PeerEnvelope& e) {
             (this->*handler)(from, e);
           });
       if (!s.ok()) return s;
@@ -887,6 +888,8 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     }
     if (pull.join && pull.sessions_expected == 0) {
       stamps_.Reserve(stamps_.session_count() + chunk.total_sessions());
+      store_.Reserve(
+          std::min<size_t>(store_.size() + chunk.total_sessions(), store_.limits().max_sessions));
     }
     pull.sessions_expected = chunk.total_sessions();
     lamport_ = std::max(lamport_, chunk.clock());
@@ -1145,12 +1148,15 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
   // Serializes the next sessions (then removals) of `push`, up to a chunk's bytes, into job.raw.
   void BuildChunk(Push& push, ChunkJob& job) {
     const int64_t now = now_ms();
-    StampedSessionWriter writer;
+    // The last session may go past the chunk's size; the rest is headroom against regrowth.
+    StampedSessionWriter writer(delta_.transfer_chunk_bytes + (64u << 10));
     while (push.next_key < push.keys.size() && writer.bytes() < delta_.transfer_chunk_bytes) {
-      const std::string id = push.keys[push.next_key++].ToText();
-      const StoredSession* s = store_.Find(id, now);
+      const SessionKey& key = push.keys[push.next_key++];
+      const StoredSession* s = store_.Find(key, now);
       if (s == nullptr) continue;  // removed or expired since the request: its delta went out
-      writer.AddSession(*s, id, stamps_);
+      char id[kSessionIdTextBytes];
+      key.ToText(id);
+      writer.AddSession(*s, std::string_view(id, sizeof id), stamps_);
     }
     while (push.next_key >= push.keys.size() && push.next_removed < push.removed.size() &&
            writer.bytes() < delta_.transfer_chunk_bytes) {

@@ -24,8 +24,12 @@ namespace sessiond {
 // Writes a serialized StampedSessionList, one session or removed id at a time.
 class StampedSessionWriter {
  public:
+  // `expected_bytes`: room to reserve, so that building a chunk does not reallocate (and copy)
+  // its buffer as it grows.
+  explicit StampedSessionWriter(size_t expected_bytes = 0) { out_.reserve(expected_bytes); }
+
   // Appends `session` (whose text id is `id`) with every stamp `stamps` holds for it.
-  void AddSession(const StoredSession& session, const std::string& id, const StampTable& stamps);
+  void AddSession(const StoredSession& session, std::string_view id, const StampTable& stamps);
   // Appends a removed session id.
   void AddRemovedId(std::string_view id);
 
@@ -38,12 +42,17 @@ class StampedSessionWriter {
 
  private:
   uint32_t NodeIndex(std::string_view node);
+  uint32_t NodeIndexSlow(std::string_view node);
 
   std::string out_;
   std::string session_;  // scratch: one v1::Session
   std::string stamped_;  // scratch: one StampedSession
   std::string stamp_;    // scratch: one FieldStamp
   std::vector<std::string> nodes_;
+  // The node NodeIndex saw last, as the StampTable's view (compared by address: the table
+  // keeps its node ids at one address for its life), and its index.
+  std::string_view last_node_;
+  uint32_t last_node_index_ = 0;
   uint32_t sessions_ = 0;
 };
 

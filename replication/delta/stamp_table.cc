@@ -1,6 +1,8 @@
 #include "replication/delta/stamp_table.h"
 
 #include <algorithm>
+#include <bit>
+#include <optional>
 #include <utility>
 
 namespace sessiond {
@@ -40,7 +42,12 @@ uint32_t StampTable::Bucket(std::string_view session) {
 }
 
 StampTable::StampTable(size_t max_removed_ids)
-    : max_removed_ids_(std::max<size_t>(1, max_removed_ids)), nodes_{""}, node_hashes_{Fnv("")} {}
+    : max_removed_ids_(std::max<size_t>(1, max_removed_ids)),
+      nodes_{std::string()},
+      node_hashes_{Fnv("")},
+      names_{""} {
+  name_index_.emplace("", 0);
+}
 
 uint32_t StampTable::Intern(std::string_view node) {
   // A cluster has a handful of nodes: a linear scan beats a map here.
@@ -52,14 +59,146 @@ uint32_t StampTable::Intern(std::string_view node) {
   return static_cast<uint32_t>(nodes_.size() - 1);
 }
 
+uint32_t StampTable::InternName(std::string_view name) {
+  if (name.empty()) return 0;
+  auto it = name_index_.find(name);
+  if (it != name_index_.end()) return it->second;
+  const auto index = static_cast<uint32_t>(names_.size());
+  names_.emplace_back(name);
+  name_index_.emplace(std::string(name), index);
+  return index;
+}
+
+uint32_t StampTable::NameIndex(std::string_view name) const {
+  if (name.empty()) return 0;
+  auto it = name_index_.find(name);
+  return it == name_index_.end() ? kNoName : it->second;
+}
+
+namespace {
+constexpr size_t kMinCapacity = 16;
+// Live plus deleted slots at which the table rehashes.
+size_t MaxLoad(size_t capacity) { return capacity - capacity / 8; }
+}  // namespace
+
+size_t StampTable::KeyedSessions::FindSlot(const SessionKey& key, uint64_t hash) const {
+  if (capacity_ == 0) return capacity_;
+  const size_t mask = capacity_ - 1;
+  const uint8_t tag = Tag(hash);
+  for (size_t i = Home(hash);; i = (i + 1) & mask) {
+    const uint8_t c = ctrl_[i];
+    if (c == kEmpty) return capacity_;
+    if (c == tag && slots_[i].key == key) return i;
+  }
+}
+
+StampTable::SessionStamps* StampTable::KeyedSessions::Find(const SessionKey& key) const {
+  const size_t i = FindSlot(key, key.Hash());
+  return i == capacity_ ? nullptr : &slots_[i].stamps;
+}
+
+StampTable::SessionStamps& StampTable::KeyedSessions::FindOrAdd(const SessionKey& key) {
+  const uint64_t hash = key.Hash();
+  const size_t found = FindSlot(key, hash);
+  if (found != capacity_) return slots_[found].stamps;
+  if (size_ + tombstones_ + 1 > MaxLoad(capacity_)) {
+    size_t new_capacity = capacity_ == 0 ? kMinCapacity : capacity_;
+    if (size_ + 1 > MaxLoad(new_capacity) / 2) new_capacity *= 2;
+    Rehash(new_capacity);
+  }
+  const size_t mask = capacity_ - 1;
+  size_t i = Home(hash);
+  while (IsFull(ctrl_[i])) i = (i + 1) & mask;
+  if (ctrl_[i] == kDeleted) --tombstones_;
+  ctrl_[i] = Tag(hash);
+  slots_[i].key = key;
+  slots_[i].stamps = SessionStamps{};
+  ++size_;
+  return slots_[i].stamps;
+}
+
+void StampTable::KeyedSessions::Erase(const SessionKey& key) {
+  const size_t i = FindSlot(key, key.Hash());
+  if (i == capacity_) return;
+  slots_[i].stamps = SessionStamps{};  // frees the entries
+  if (ctrl_[(i + 1) & (capacity_ - 1)] == kEmpty) {
+    ctrl_[i] = kEmpty;
+  } else {
+    ctrl_[i] = kDeleted;
+    ++tombstones_;
+  }
+  --size_;
+  // Give memory back after mass removals, with hysteresis against growing straight back.
+  if (capacity_ > 1024 && size_ < capacity_ / 16) Rehash(capacity_ / 4);
+}
+
+void StampTable::KeyedSessions::Reserve(size_t sessions) {
+  if (sessions + tombstones_ <= MaxLoad(capacity_)) return;
+  size_t new_capacity = capacity_ == 0 ? kMinCapacity : capacity_;
+  while (sessions > MaxLoad(new_capacity)) new_capacity *= 2;
+  Rehash(new_capacity);
+}
+
+void StampTable::KeyedSessions::Rehash(size_t new_capacity) {
+  auto ctrl = std::make_unique<uint8_t[]>(new_capacity);  // zeroed: all kEmpty
+  auto slots = std::make_unique<Slot[]>(new_capacity);
+  const int shift = 64 - std::countr_zero(new_capacity);
+  const size_t mask = new_capacity - 1;
+  for (size_t j = 0; j < capacity_; ++j) {
+    if (!IsFull(ctrl_[j])) continue;
+    const uint64_t hash = slots_[j].key.Hash();
+    size_t i = static_cast<size_t>(hash >> shift);
+    while (ctrl[i] != kEmpty) i = (i + 1) & mask;
+    ctrl[i] = ctrl_[j];
+    slots[i].key = slots_[j].key;
+    slots[i].stamps = std::move(slots_[j].stamps);
+  }
+  ctrl_ = std::move(ctrl);
+  slots_ = std::move(slots);
+  capacity_ = new_capacity;
+  shift_ = shift;
+  tombstones_ = 0;
+}
+
+StampTable::SessionStamps* StampTable::FindSession(std::string_view session) {
+  return const_cast<SessionStamps*>(std::as_const(*this).FindSession(session));
+}
+
+const StampTable::SessionStamps* StampTable::FindSession(std::string_view session) const {
+  if (const std::optional<SessionKey> key = SessionKey::FromText(session)) {
+    return keyed_.Find(*key);
+  }
+  auto it = named_.find(session);
+  return it == named_.end() ? nullptr : &it->second;
+}
+
+StampTable::SessionStamps& StampTable::FindOrAddSession(std::string_view session) {
+  if (const std::optional<SessionKey> key = SessionKey::FromText(session)) {
+    return keyed_.FindOrAdd(*key);
+  }
+  auto it = named_.find(session);
+  if (it == named_.end()) it = named_.emplace(std::string(session), SessionStamps{}).first;
+  return it->second;
+}
+
+void StampTable::EraseSession(std::string_view session) {
+  if (const std::optional<SessionKey> key = SessionKey::FromText(session)) {
+    keyed_.Erase(*key);
+    return;
+  }
+  auto it = named_.find(session);
+  if (it != named_.end()) named_.erase(it);
+}
+
 uint64_t StampTable::EntryHash(uint64_t id_hash, const Entry& e) const {
-  uint64_t h = Fnv(e.name, id_hash ^ static_cast<uint64_t>(e.field));
+  uint64_t h = Fnv(names_[e.name], id_hash ^ static_cast<uint64_t>(e.field));
   h = Mix(h ^ e.clock);
   h = Mix(h ^ node_hashes_[e.node]);
   return Mix(h ^ (e.removed ? 1 : 0));
 }
 
 void StampTable::ToggleAll(std::string_view session, const SessionStamps& stamps) {
+  if (stamps.entries.empty()) return;
   const uint64_t id_hash = Fnv(session);
   uint64_t& bucket = buckets_[Bucket(session)];
   for (const Entry& e : stamps.entries) bucket ^= EntryHash(id_hash, e);
@@ -67,10 +206,13 @@ void StampTable::ToggleAll(std::string_view session, const SessionStamps& stamps
 
 const StampTable::Entry* StampTable::FindEntry(std::string_view session, StampedField field,
                                                std::string_view name) const {
-  auto it = sessions_.find(session);
-  if (it == sessions_.end()) return nullptr;
-  for (const Entry& e : it->second.entries) {
-    if (e.field == field && e.name == name) return &e;
+  const SessionStamps* stamps = FindSession(session);
+  if (stamps == nullptr) return nullptr;
+  const uint32_t name_index = NameIndex(name);
+  if (name_index == kNoName) return nullptr;
+  const auto wanted = static_cast<uint32_t>(field);
+  for (const Entry& e : stamps->entries) {
+    if (e.field == wanted && e.name == name_index) return &e;
   }
   return nullptr;
 }
@@ -84,36 +226,42 @@ Stamp StampTable::Get(std::string_view session, StampedField field, std::string_
 void StampTable::Set(std::string_view session, StampedField field, std::string_view name,
                      uint64_t clock, std::string_view node, bool removed) {
   const uint32_t index = Intern(node);
-  auto it = sessions_.find(session);
-  if (it == sessions_.end()) it = sessions_.emplace(std::string(session), SessionStamps{}).first;
-  SessionStamps& stamps = it->second;
+  const uint32_t name_index = InternName(name);
+  const auto wanted = static_cast<uint32_t>(field);
+  SessionStamps& stamps = FindOrAddSession(session);
   const uint64_t id_hash = Fnv(session);
   uint64_t& bucket = buckets_[Bucket(session)];
   for (Entry& e : stamps.entries) {
-    if (e.field == field && e.name == name) {
+    if (e.field == wanted && e.name == name_index) {
       bucket ^= EntryHash(id_hash, e);
       e.clock = clock;
       e.node = index;
-      e.removed = removed;
+      e.removed = removed ? 1 : 0;
       bucket ^= EntryHash(id_hash, e);
       return;
     }
   }
-  stamps.entries.push_back(Entry{std::string(name), clock, index, field, removed});
+  stamps.entries.push_back(Entry{clock, name_index, index, wanted, removed ? 1u : 0u});
   bucket ^= EntryHash(id_hash, stamps.entries.back());
 }
 
 void StampTable::Adopt(std::string_view session, const std::vector<StampRecord>& records,
                        int64_t touch_sent_ms) {
   // Adopted sessions are mostly new here: one hash, no lookup before the insert.
-  SessionStamps& stamps = sessions_.try_emplace(std::string(session)).first->second;
+  SessionStamps& stamps = FindOrAddSession(session);
   stamps.touch_sent_ms = touch_sent_ms;
   ToggleAll(session, stamps);
   stamps.entries.clear();
   stamps.entries.reserve(records.size());
-  for (const StampRecord& r : records) {
+  // Sessions of one application mostly list the same names in the same order: compare with the
+  // name the last adopted session had at the same position before hashing it.
+  if (adopt_names_.size() < records.size()) adopt_names_.resize(records.size(), 0);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const StampRecord& r = records[i];
+    uint32_t name = adopt_names_[i];
+    if (names_[name] != r.name) adopt_names_[i] = name = InternName(r.name);
     stamps.entries.push_back(
-        Entry{std::string(r.name), r.clock, Intern(r.node), r.field, r.removed});
+        Entry{r.clock, name, Intern(r.node), static_cast<uint32_t>(r.field), r.removed ? 1u : 0u});
   }
   ToggleAll(session, stamps);
 }
@@ -126,29 +274,27 @@ bool StampTable::IsTombstone(std::string_view session, std::string_view name) co
 void StampTable::ForEach(
     std::string_view session,
     const std::function<void(StampedField, std::string_view, const Stamp&, bool)>& fn) const {
-  auto it = sessions_.find(session);
-  if (it == sessions_.end()) return;
-  for (const Entry& e : it->second.entries) {
-    fn(e.field, e.name, Stamp{e.clock, nodes_[e.node]}, e.removed);
+  const SessionStamps* stamps = FindSession(session);
+  if (stamps == nullptr) return;
+  for (const Entry& e : stamps->entries) {
+    fn(static_cast<StampedField>(e.field), names_[e.name], Stamp{e.clock, nodes_[e.node]},
+       e.removed != 0);
   }
 }
 
 int64_t StampTable::touch_sent_ms(std::string_view session) const {
-  auto it = sessions_.find(session);
-  return it == sessions_.end() ? 0 : it->second.touch_sent_ms;
+  const SessionStamps* stamps = FindSession(session);
+  return stamps == nullptr ? 0 : stamps->touch_sent_ms;
 }
 
 void StampTable::set_touch_sent_ms(std::string_view session, int64_t ms) {
-  auto it = sessions_.find(session);
-  if (it == sessions_.end()) it = sessions_.emplace(std::string(session), SessionStamps{}).first;
-  it->second.touch_sent_ms = ms;
+  FindOrAddSession(session).touch_sent_ms = ms;
 }
 
 void StampTable::Remove(std::string_view session) {
-  auto it = sessions_.find(session);
-  if (it != sessions_.end()) {
-    ToggleAll(session, it->second);
-    sessions_.erase(it);
+  if (const SessionStamps* stamps = FindSession(session)) {
+    ToggleAll(session, *stamps);
+    EraseSession(session);
   }
   if (removed_.contains(session)) return;
   removed_order_.emplace_back(session);
@@ -160,20 +306,22 @@ void StampTable::Remove(std::string_view session) {
 }
 
 void StampTable::Rename(std::string_view session, std::string_view new_id) {
-  auto it = sessions_.find(session);
-  if (it != sessions_.end()) {
-    SessionStamps stamps = std::move(it->second);
+  if (SessionStamps* found = FindSession(session)) {
+    SessionStamps stamps = std::move(*found);
     ToggleAll(session, stamps);
-    sessions_.erase(it);
+    EraseSession(session);
     ToggleAll(new_id, stamps);
-    auto [target, inserted] = sessions_.try_emplace(std::string(new_id));
-    if (!inserted) ToggleAll(new_id, target->second);
-    target->second = std::move(stamps);
+    SessionStamps& target = FindOrAddSession(new_id);
+    ToggleAll(new_id, target);
+    target = std::move(stamps);
   }
   Remove(session);
 }
 
-bool StampTable::WasRemoved(std::string_view session) const { return removed_.contains(session); }
+bool StampTable::WasRemoved(std::string_view session) const {
+  // A joining node has removed nothing: spare the hash of every id it takes in.
+  return !removed_.empty() && removed_.contains(session);
+}
 
 void StampTable::ForEachRemoved(const std::function<void(const std::string&)>& fn) const {
   for (const std::string& id : removed_order_) fn(id);

@@ -10,9 +10,14 @@
 // A session that is gone (invalidated, expired, renamed) leaves its id in a bounded list of
 // recent removals, so that a delta for it arriving late over another link does not resurrect it.
 //
-// Memory: node ids are interned (a stamp is 16 bytes); fields never written since the session
-// was created hold no stamp and compare as the oldest. The delta mode's stamps live beside the
-// SessionStore rather than inside its packed AttributeBlock; see the report on moving them.
+// Memory: sessions are keyed by their 16-byte SessionKey (ids that do not parse as one, which
+// only tests use, fall back to a map keyed by the text), node ids and attribute names are
+// interned, and a stamp is 16 bytes, so a session's stamps are one allocation: 240-280 bytes
+// a session with ten stamps, against some 630 when keyed by text with a string per stamp.
+// Interned names are kept for the table's life; attribute names come from a small vocabulary.
+// Fields never written since the session was created hold no stamp and compare as the oldest.
+// The delta mode's stamps live beside the SessionStore rather than inside its packed
+// AttributeBlock; see the report on moving them.
 //
 // Anti-entropy: sessions fall into kBuckets buckets by a hash of their id, and the table keeps,
 // per bucket, the XOR of a hash of every stamp it holds (session id, field, name, clock, node,
@@ -29,11 +34,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
+
+#include "replication/session_key.h"
 
 namespace sessiond {
 
@@ -41,7 +49,9 @@ enum class StampedField : uint8_t { kAttribute, kPrincipal, kMaxIdle };
 
 struct Stamp {
   uint64_t clock = 0;
-  std::string_view node;  // interned by the table; "" for the oldest stamp
+  // Interned by the table, valid and at the same address for the table's life; "" for the
+  // oldest stamp.
+  std::string_view node;
 };
 
 // Strict "happened later" order: clock first, node id to break ties.
@@ -110,25 +120,65 @@ class StampTable {
 
   // Makes room for `sessions` sessions in all, so a state transfer does not rehash the table
   // again and again as it fills.
-  void Reserve(size_t sessions) { sessions_.reserve(sessions); }
+  void Reserve(size_t sessions) { keyed_.Reserve(sessions); }
 
   // Sessions with stamps, for leak checks.
-  size_t session_count() const { return sessions_.size(); }
+  size_t session_count() const { return keyed_.size() + named_.size(); }
 
  private:
+  // 16 bytes: the names and nodes are indexes into names_ and nodes_.
   struct Entry {
-    std::string name;  // the attribute's; "" for the principal and max_idle_s
     uint64_t clock = 0;
-    uint32_t node = 0;  // index into nodes_
-    StampedField field = StampedField::kAttribute;
-    bool removed = false;
+    uint32_t name = 0;  // the attribute's; 0 ("") for the principal and max_idle_s
+    uint32_t node : 29 = 0;
+    uint32_t field : 2 = 0;  // a StampedField
+    uint32_t removed : 1 = 0;
   };
   struct SessionStamps {
     int64_t touch_sent_ms = 0;
     std::vector<Entry> entries;
   };
+  // The stamps of sessions with real ids, by key: open addressing with linear probing, as in
+  // SessionTable, so a lookup costs one cache miss for the slot and one for the stamps, where
+  // std::unordered_map costs three (bucket, the node before, the node).
+  class KeyedSessions {
+   public:
+    size_t size() const { return size_; }
+    SessionStamps* Find(const SessionKey& key) const;
+    // REQUIRES: no rehash while the reference is used; it is invalidated by the next insert.
+    SessionStamps& FindOrAdd(const SessionKey& key);
+    void Erase(const SessionKey& key);
+    void Reserve(size_t sessions);
+
+   private:
+    struct Slot {
+      SessionKey key;
+      SessionStamps stamps;
+    };
+    static constexpr uint8_t kEmpty = 0, kDeleted = 1;
+    static bool IsFull(uint8_t c) { return (c & 0x80) != 0; }
+    static uint8_t Tag(uint64_t hash) { return static_cast<uint8_t>(0x80 | ((hash >> 25) & 0x7F)); }
+    size_t Home(uint64_t hash) const { return static_cast<size_t>(hash >> shift_); }
+    size_t FindSlot(const SessionKey& key, uint64_t hash) const;
+    void Rehash(size_t new_capacity);
+
+    std::unique_ptr<uint8_t[]> ctrl_;
+    std::unique_ptr<Slot[]> slots_;
+    size_t capacity_ = 0;  // 0 or a power of two
+    int shift_ = 64;
+    size_t size_ = 0;
+    size_t tombstones_ = 0;
+  };
 
   uint32_t Intern(std::string_view node);
+  uint32_t InternName(std::string_view name);
+  static constexpr uint32_t kNoName = UINT32_MAX;
+  // The index of `name` among the interned names, or kNoName when it was never interned.
+  uint32_t NameIndex(std::string_view name) const;
+  SessionStamps* FindSession(std::string_view session);
+  const SessionStamps* FindSession(std::string_view session) const;
+  SessionStamps& FindOrAddSession(std::string_view session);
+  void EraseSession(std::string_view session);
   const Entry* FindEntry(std::string_view session, StampedField field, std::string_view name) const;
   // The hash of one stamp of the session whose id hashes to `id_hash`.
   uint64_t EntryHash(uint64_t id_hash, const Entry& e) const;
@@ -136,9 +186,15 @@ class StampTable {
   void ToggleAll(std::string_view session, const SessionStamps& stamps);
 
   const size_t max_removed_ids_;
-  std::vector<std::string> nodes_;     // index 0 is ""
+  // Index 0 is "". A deque, so the views Get and ForEach hand out stay valid (and keep their
+  // address, which StampedSessionWriter relies on) for the table's life.
+  std::deque<std::string> nodes_;
   std::vector<uint64_t> node_hashes_;  // of nodes_, by the same index
-  std::unordered_map<std::string, SessionStamps, StringHash, std::equal_to<>> sessions_;
+  std::vector<std::string> names_;     // index 0 is ""
+  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> name_index_;
+  std::vector<uint32_t> adopt_names_;  // by position, the names the last Adopt took
+  KeyedSessions keyed_;
+  std::unordered_map<std::string, SessionStamps, StringHash, std::equal_to<>> named_;
   BucketHashes buckets_{};
   std::deque<std::string> removed_order_;
   std::unordered_set<std::string, StringHash, std::equal_to<>> removed_;

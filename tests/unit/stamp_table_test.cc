@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "replication/session_key.h"
+
 namespace sessiond {
 namespace {
 
@@ -46,6 +48,57 @@ TEST(StampTableTest, RemovedIdsAreBounded) {
   EXPECT_TRUE(table.WasRemoved("s2"));
   EXPECT_TRUE(table.WasRemoved("s3"));
   EXPECT_EQ(table.session_count(), 0u);
+}
+
+// Real ids are keyed by their 16 bytes, other ids by their text; both behave alike, and a session
+// can be renamed from one kind to the other.
+TEST(StampTableTest, KeysRealIdsAndOtherIdsAlike) {
+  std::array<uint8_t, SessionKey::kBytes> bytes{};
+  bytes[0] = 1;
+  const std::string real = SessionKey(bytes).ToText();
+  bytes[0] = 2;
+  const std::string other_real = SessionKey(bytes).ToText();
+  StampTable table(10);
+  table.Set(real, StampedField::kAttribute, "k", 5, "n1");
+  table.Set("s", StampedField::kAttribute, "k", 6, "n2");
+  EXPECT_EQ(table.Get(real, StampedField::kAttribute, "k").clock, 5u);
+  EXPECT_EQ(table.Get("s", StampedField::kAttribute, "k").clock, 6u);
+  EXPECT_EQ(table.Get(other_real, StampedField::kAttribute, "k").clock, 0u);
+  EXPECT_EQ(table.Get(real, StampedField::kAttribute, "never-seen").clock, 0u);
+  EXPECT_EQ(table.session_count(), 2u);
+  table.Rename(real, "t");
+  EXPECT_EQ(table.Get("t", StampedField::kAttribute, "k").clock, 5u);
+  table.Rename("s", other_real);
+  EXPECT_EQ(table.Get(other_real, StampedField::kAttribute, "k").node, "n2");
+  EXPECT_TRUE(table.WasRemoved(real));
+  EXPECT_TRUE(table.WasRemoved("s"));
+  EXPECT_EQ(table.session_count(), 2u);
+  table.Remove("t");
+  table.Remove(other_real);
+  EXPECT_EQ(table.session_count(), 0u);
+  for (uint64_t h : table.bucket_hashes()) EXPECT_EQ(h, 0u);
+}
+
+// Adopt and Set reach the same digest, whatever names earlier adoptions used at each position.
+TEST(StampTableTest, AdoptMatchesSetWithVaryingNames) {
+  std::array<uint8_t, SessionKey::kBytes> bytes{};
+  StampTable adopted(10);
+  StampTable set(10);
+  for (int i = 0; i < 20; ++i) {
+    bytes[3] = static_cast<uint8_t>(i);
+    const std::string id = SessionKey(bytes).ToText();
+    const std::string a = "a" + std::to_string(i % 3), b = "b" + std::to_string(i % 2);
+    std::vector<StampRecord> records = {
+        {StampedField::kAttribute, a, 3, "n1", false},
+        {StampedField::kAttribute, b, 4, "n2", i % 2 == 0},
+        {StampedField::kPrincipal, "", 5, "n1", false},
+    };
+    adopted.Adopt(id, records, 0);
+    for (const StampRecord& r : records) set.Set(id, r.field, r.name, r.clock, r.node, r.removed);
+    EXPECT_EQ(adopted.Get(id, StampedField::kAttribute, b).clock, 4u);
+    EXPECT_EQ(adopted.IsTombstone(id, b), i % 2 == 0);
+  }
+  EXPECT_EQ(adopted.bucket_hashes(), set.bucket_hashes());
 }
 
 }  // namespace
