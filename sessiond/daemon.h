@@ -1,13 +1,16 @@
 // Daemon: one sessiond process, wired together.
 //
 // One io_context, run by the thread that calls Run(), owns everything: the session manager of the
-// configured mode, the client listener (TCP and optionally a Unix socket), and the admin HTTP
-// server. SIGTERM or SIGINT starts a graceful shutdown: stop accepting, answer what was already
-// read, close connections, stop the manager, remove the Unix socket file; then Run() returns 0.
-// A second signal during shutdown exits at once.
+// configured mode and, in delta and backup mode, the Cluster it replicates through (peer links,
+// membership); the client listener (TCP and optionally a Unix socket); and the admin HTTP server.
+// SIGTERM or SIGINT starts a graceful shutdown: stop accepting, answer what was already read,
+// close connections, stop the manager (backup mode hands its sessions over here, while the peer
+// links are still up), leave the cluster, remove the Unix socket file; then Run() returns 0. A
+// second signal during shutdown exits at once.
 //
-// Startup order: build the manager, bind every listener (port 0 picks one), start the manager,
-// start accepting, then write --port-file, so that a process that waits for that file can connect.
+// Startup order: build the mode's runtime, bind every listener (port 0 picks one) and the peer
+// listener, start the manager, start accepting, then write --port-file, so that a process that
+// waits for that file can connect.
 #ifndef SESSIOND_SESSIOND_DAEMON_H_
 #define SESSIOND_SESSIOND_DAEMON_H_
 
