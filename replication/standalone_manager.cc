@@ -10,6 +10,7 @@
 
 #include "replication/content_digest.h"
 #include "replication/event_hub.h"
+#include "replication/session_counters.h"
 #include "replication/session_store.h"
 
 namespace sessiond {
@@ -58,7 +59,7 @@ class StandaloneManager::Impl {
     if (!created.ok()) return created.status();
     // Copied out before publishing: a sink may change the store and free the session.
     v1::Session session = (*created)->ToProto();
-    ++sessions_created_;
+    ++counted_.created;
     Publish(v1::SessionEvent::CREATED, session.id(), "", session.version(), now);
     return session;
   }
@@ -79,12 +80,12 @@ class StandaloneManager::Impl {
     const int64_t now = options_.clock->NowMs();
     Result<SessionStore::UpdateResult> updated = store_.Update(request, now);
     if (!updated.ok()) {
-      if (updated.status().code() == v1::CONFLICT) ++update_conflicts_;
+      if (updated.status().code() == v1::CONFLICT) ++counted_.update_conflicts;
       return updated.status();
     }
     v1::Session session = updated->session->ToProto();
     if (updated->changed) {
-      ++sessions_updated_;
+      ++counted_.updated;
       Publish(v1::SessionEvent::CHANGED, session.id(), "", session.version(), now);
     }
     return session;
@@ -94,7 +95,7 @@ class StandaloneManager::Impl {
     const int64_t now = options_.clock->NowMs();
     Result<uint64_t> version = store_.Erase(request.id(), now);
     if (!version.ok()) return version.status();
-    ++sessions_invalidated_;
+    ++counted_.invalidated;
     Publish(v1::SessionEvent::INVALIDATED, request.id(), "", *version, now);
     return Status::Ok();
   }
@@ -104,7 +105,7 @@ class StandaloneManager::Impl {
     Result<const StoredSession*> renamed = store_.RenameToNewId(request.id(), *options_.ids, now);
     if (!renamed.ok()) return renamed.status();
     v1::Session session = (*renamed)->ToProto();
-    ++sessions_rotated_;
+    ++counted_.rotated;
     Publish(v1::SessionEvent::ID_CHANGED, request.id(), session.id(), session.version(), now);
     return session;
   }
@@ -131,13 +132,8 @@ class StandaloneManager::Impl {
     stats.set_node_id(options_.node_id);
     stats.set_mode("standalone");
     stats.set_sessions(store_.size());
+    counted_.AddTo(stats);
     auto& c = *stats.mutable_counters();
-    c["sessions_created"] = sessions_created_;
-    c["sessions_updated"] = sessions_updated_;
-    c["sessions_rotated"] = sessions_rotated_;
-    c["sessions_invalidated"] = sessions_invalidated_;
-    c["sessions_expired"] = sessions_expired_;
-    c["update_conflicts"] = update_conflicts_;
     c["watchers"] = hub_.watch_count();
     c["principals"] = store_.principal_count();
     return stats;
@@ -158,7 +154,7 @@ class StandaloneManager::Impl {
     const size_t expired = store_.ExpireDue(now, [&](const StoredSession& s) {
       events.push_back(MakeEvent(v1::SessionEvent::EXPIRED, s.id(), "", s.version(), now));
     });
-    sessions_expired_ += expired;
+    counted_.expired += expired;
     for (const v1::SessionEvent& e : events) hub_.Publish(e);
     if (expired > 0) spdlog::debug("node {}: {} sessions expired", options_.node_id, expired);
     return expired;
@@ -201,12 +197,7 @@ class StandaloneManager::Impl {
   bool stopping_ = false;
   bool expiry_running_ = false;
 
-  uint64_t sessions_created_ = 0;
-  uint64_t sessions_updated_ = 0;
-  uint64_t sessions_rotated_ = 0;
-  uint64_t sessions_invalidated_ = 0;
-  uint64_t sessions_expired_ = 0;
-  uint64_t update_conflicts_ = 0;
+  SessionCounters counted_;
 };
 
 StandaloneManager::StandaloneManager(asio::any_io_executor executor, ManagerOptions options)

@@ -14,10 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include "replication/ack_waiter.h"
 #include "replication/backup/placement.h"
 #include "replication/backup/placement_table.h"
 #include "replication/content_digest.h"
 #include "replication/event_hub.h"
+#include "replication/session_counters.h"
 #include "replication/session_id.h"
 #include "replication/session_key.h"
 #include "replication/session_store.h"
@@ -325,17 +327,12 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     stats.set_mode("backup");
     stats.set_sessions(store_.size());
     const RoleCounts roles = Roles();
+    counters_.AddTo(stats);
     auto& c = *stats.mutable_counters();
     c["sessions_primary"] = roles.primary;
     c["sessions_backup"] = roles.backup;
     c["sessions_proxy"] = roles.proxy;
     c["sessions_under_replicated"] = roles.under_replicated;
-    c["sessions_created"] = counters_.created;
-    c["sessions_updated"] = counters_.updated;
-    c["sessions_rotated"] = counters_.rotated;
-    c["sessions_invalidated"] = counters_.invalidated;
-    c["sessions_expired"] = counters_.expired;
-    c["update_conflicts"] = counters_.update_conflicts;
     c["watchers"] = hub_.watch_count();
     c["principals"] = store_.principal_count();
     c["backup_fetches"] = counters_.fetches;
@@ -497,19 +494,6 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   // while it asked, so the caller runs the operation itself.
   static constexpr uint64_t kLocalMarker = ~uint64_t{0};
 
-  // Writes waiting for their backups' acks (sync mode).
-  struct AckWaiter {
-    explicit AckWaiter(const asio::any_io_executor& executor) : timer(executor) {}
-    asio::steady_timer timer;  // the deadline; cancelled when the outcome is known
-    std::set<std::string, std::less<>> waiting;
-    // Of those, the nodes waited for only as proxies (a create's placement): they make the
-    // session readable there at once, not durable, so the deadline does not fail the write for
-    // them (a proxy that is dying would otherwise fail every create until it is declared dead).
-    std::set<std::string, std::less<>> proxies;
-    bool done = false;
-    Status status;
-  };
-
   // A put, change or proxy update sent with want_ack, until its ack.
   struct Outstanding {
     std::string node;
@@ -555,13 +539,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     std::unordered_set<std::string> ids;
   };
 
-  struct Counters {
-    uint64_t created = 0;
-    uint64_t updated = 0;
-    uint64_t rotated = 0;
-    uint64_t invalidated = 0;
-    uint64_t expired = 0;
-    uint64_t update_conflicts = 0;
+  // The counts every mode keeps, and this mode's own.
+  struct Counters : SessionCounters {
     uint64_t fetches = 0;
     uint64_t fetches_served = 0;
     uint64_t moves_in = 0;
@@ -653,9 +632,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   std::shared_ptr<AckWaiter> NewWaiter() {
     if (backup_.ack != ReplicationAck::kSync) return nullptr;
-    auto waiter = std::make_shared<AckWaiter>(executor_);
-    waiter->timer.expires_after(backup_.ack_timeout);
+    auto waiter = std::make_shared<AckWaiter>(executor_, backup_.ack_timeout);
     open_waiters_.push_back(waiter);
+    waiter->OnFinish([this, w = waiter.get()] {
+      open_waiters_.erase(std::remove_if(open_waiters_.begin(), open_waiters_.end(),
+                                         [w](const auto& open) { return open.get() == w; }),
+                          open_waiters_.end());
+    });
     return waiter;
   }
 
@@ -663,8 +646,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
              std::vector<SessionKey> fills, bool fill_batch) {
     Outstanding& o = outstanding_[request_id];
     o.node = node;
-    if (waiter != nullptr && !waiter->done) {
-      waiter->waiting.insert(node);
+    if (waiter != nullptr && !waiter->done()) {
+      waiter->Expect(node);
       o.waiters.push_back(waiter);
     }
     o.fills = std::move(fills);
@@ -693,8 +676,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
                   const std::shared_ptr<AckWaiter>& waiter) {
     PendingChanges& pending = pending_changes_[node];
     *pending.batch.add_changes() = std::move(change);
-    if (waiter != nullptr && !waiter->done) {
-      waiter->waiting.insert(node);
+    if (waiter != nullptr && !waiter->done()) {
+      waiter->Expect(node);
       pending.waiters.push_back(waiter);
     }
     ++counters_.changes_sent;
@@ -740,9 +723,11 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       p.set_id(id);
       SetNodes(p.mutable_nodes(), nodes);
       p.set_removed(removed);
-      if (waiter != nullptr && !waiter->done) {
-        waiter->waiting.insert(peer);
-        waiter->proxies.insert(peer);
+      if (waiter != nullptr && !waiter->done()) {
+        // A proxy makes the session readable there at once, not durable: missing its ack at the
+        // deadline does not fail the write (a proxy that is dying would otherwise fail every
+        // create until it is declared dead).
+        waiter->Expect(peer, /*required=*/false);
         pending.waiters.push_back(waiter);
       }
       if (static_cast<size_t>(pending.update.placements_size()) >= backup_.batch_placements) {
@@ -856,43 +841,21 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   asio::awaitable<Status> AwaitAcks(std::shared_ptr<AckWaiter> waiter) {
     if (waiter == nullptr) co_return Status::Ok();
     auto self = shared_from_this();
-    if (waiter->waiting.empty()) Finish(waiter, Status::Ok());
-    while (!waiter->done) {
-      boost::system::error_code ec;
-      co_await waiter->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (waiter->done || ec) continue;
-      const bool only_proxies =
-          std::all_of(waiter->waiting.begin(), waiter->waiting.end(),
-                      [&](const std::string& node) { return waiter->proxies.count(node) > 0; });
-      if (only_proxies) {
+    // Every peer to wait for was named when the changes were queued: none means done.
+    if (waiter->waiting().empty()) waiter->Finish(Status::Ok());
+    std::function<Status(const AckWaiter&)> at_deadline = [this](const AckWaiter& w) {
+      if (w.OnlyBestEffortLeft()) {
         ++counters_.proxy_acks_missed;
-        Finish(waiter, Status::Ok());
-        continue;
+        return Status::Ok();
       }
       ++counters_.sync_unconfirmed;
-      Finish(waiter, Unavailable(fmt::format(
-                         "the change was applied on node {} but {} did not confirm it within {} ms "
-                         "(--replication-ack sync): it may or may not have reached them; read the "
-                         "session again before retrying",
-                         self_, fmt::join(waiter->waiting, ", "), backup_.ack_timeout.count())));
-    }
-    co_return waiter->status;
-  }
-
-  void Finish(const std::shared_ptr<AckWaiter>& waiter, Status status) {
-    if (waiter->done) return;
-    waiter->done = true;
-    waiter->status = std::move(status);
-    waiter->timer.cancel();
-    open_waiters_.erase(std::remove(open_waiters_.begin(), open_waiters_.end(), waiter),
-                        open_waiters_.end());
-  }
-
-  void Release(const std::shared_ptr<AckWaiter>& waiter, std::string_view node) {
-    auto it = waiter->waiting.find(node);
-    if (it == waiter->waiting.end()) return;
-    waiter->waiting.erase(it);
-    if (waiter->waiting.empty()) Finish(waiter, Status::Ok());
+      return Unavailable(
+          fmt::format("the change was applied on node {} but {} did not confirm it within {} ms "
+                      "(--replication-ack sync): it may or may not have reached them; read the "
+                      "session again before retrying",
+                      self_, fmt::join(w.waiting(), ", "), backup_.ack_timeout.count()));
+    };
+    co_return co_await waiter->Wait(std::move(at_deadline));
   }
 
   void OnAck(const PeerIdentity& from, const PeerEnvelope& envelope) {
@@ -903,7 +866,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     outstanding_.erase(it);
     if (o.fill_batch && fills_in_flight_[o.node] > 0) --fills_in_flight_[o.node];
     if (ack.ok()) {
-      for (const auto& waiter : o.waiters) Release(waiter, from.node_id);
+      for (const auto& waiter : o.waiters) waiter->Release(from.node_id);
       for (const SessionKey& key : o.fills) Unfill(key);
     } else if (ack.stale_ids_size() > 0) {
       // The backup's copy is missing or behind: send it whole; the write's waiters and the
@@ -923,7 +886,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         copies.push_back(std::move(copy));
       }
       if (copies.empty()) {
-        for (const auto& waiter : o.waiters) Release(waiter, from.node_id);
+        for (const auto& waiter : o.waiters) waiter->Release(from.node_id);
         for (const SessionKey& key : o.fills) Unfill(key);
       } else {
         PeerEnvelope put_envelope;
@@ -1598,7 +1561,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       for (const SessionKey& key : it->second.fills) Unfill(key);
       it = outstanding_.erase(it);
     }
-    for (const auto& waiter : std::vector(open_waiters_)) Release(waiter, node);
+    for (const auto& waiter : std::vector(open_waiters_)) waiter->Release(node);
     if (auto it = fill_queue_.find(node); it != fill_queue_.end()) {
       for (const SessionKey& key : it->second) Unfill(key);
       fill_queue_.erase(it);
@@ -2036,7 +1999,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   }
 
   void FailAllWaits(const std::string& why) {
-    for (const auto& waiter : std::vector(open_waiters_)) Finish(waiter, Unavailable(why));
+    for (const auto& waiter : std::vector(open_waiters_)) waiter->Finish(Unavailable(why));
     for (auto& [id, call] : calls_) {
       if (call->done) continue;
       call->done = true;

@@ -13,10 +13,12 @@
 #include <utility>
 #include <vector>
 
+#include "replication/ack_waiter.h"
 #include "replication/content_digest.h"
 #include "replication/delta/session_chunk.h"
 #include "replication/delta/stamp_table.h"
 #include "replication/event_hub.h"
+#include "replication/session_counters.h"
 #include "replication/session_id.h"
 #include "replication/session_store.h"
 
@@ -88,10 +90,11 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     stopping_ = true;
     Unsubscribe();
     for (auto& [id, waiter] : std::map(waiters_)) {
-      Finish(waiter, Unavailable("this node is shutting down before its peers confirmed the "
-                                 "change: read the session from another node"));
+      waiter->Finish(
+          Unavailable("this node is shutting down before its peers confirmed the "
+                      "change: read the session from another node"));
     }
-    if (pending_waiter_) Finish(pending_waiter_, Unavailable("this node is shutting down"));
+    if (pending_waiter_) pending_waiter_->Finish(Unavailable("this node is shutting down"));
     expiry_timer_.cancel();
     maintenance_timer_.cancel();
     StopWorker();
@@ -144,8 +147,9 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     maintenance_timer_.cancel();
     StopWorker();
     for (auto& [id, waiter] : std::map(waiters_)) {
-      Finish(waiter, Unavailable("this node is stopping before its peers confirmed the change: "
-                                 "read the session from another node to see whether it arrived"));
+      waiter->Finish(
+          Unavailable("this node is stopping before its peers confirmed the change: "
+                      "read the session from another node to see whether it arrived"));
     }
     expiry_timer_.cancel();
     if (expiry_running_) {
@@ -281,13 +285,8 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     stats.set_node_id(options_.node_id);
     stats.set_mode("delta");
     stats.set_sessions(store_.size());
+    counters_.AddTo(stats);
     auto& c = *stats.mutable_counters();
-    c["sessions_created"] = counters_.created;
-    c["sessions_updated"] = counters_.updated;
-    c["sessions_rotated"] = counters_.rotated;
-    c["sessions_invalidated"] = counters_.invalidated;
-    c["sessions_expired"] = counters_.expired;
-    c["update_conflicts"] = counters_.update_conflicts;
     c["watchers"] = hub_.watch_count();
     c["principals"] = store_.principal_count();
     c["delta_batches_sent"] = counters_.batches_sent;
@@ -388,24 +387,8 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
   ContentDigest Digest() const { return DigestOf(store_, options_.clock->NowMs()); }
 
  private:
-  // Writes waiting for the peers' acks of one batch (sync mode). Every write of an event-loop
-  // turn joins the same batch, so they share one waiter.
-  struct AckWaiter {
-    explicit AckWaiter(const asio::any_io_executor& executor) : timer(executor) {}
-    asio::steady_timer timer;  // the deadline; cancelled when the outcome is known
-    uint64_t batch_id = 0;     // 0 until flushed
-    std::set<std::string, std::less<>> waiting;
-    bool done = false;
-    Status status;
-  };
-
-  struct Counters {
-    uint64_t created = 0;
-    uint64_t updated = 0;
-    uint64_t rotated = 0;
-    uint64_t invalidated = 0;
-    uint64_t expired = 0;
-    uint64_t update_conflicts = 0;
+  // The counts every mode keeps, and this mode's own.
+  struct Counters : SessionCounters {
     uint64_t batches_sent = 0;
     uint64_t batches_received = 0;
     uint64_t deltas_sent = 0;
@@ -508,8 +491,8 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
   std::shared_ptr<AckWaiter> JoinBatch() {
     if (delta_.ack != ReplicationAck::kSync) return nullptr;
     if (!pending_waiter_) {
-      pending_waiter_ = std::make_shared<AckWaiter>(executor_);
-      pending_waiter_->timer.expires_after(delta_.ack_timeout);
+      // Every write of an event-loop turn joins the same batch, so they share one waiter.
+      pending_waiter_ = std::make_shared<AckWaiter>(executor_, delta_.ack_timeout);
     }
     return pending_waiter_;
   }
@@ -545,59 +528,40 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
       }
     }
     const DeltaBatch& batch = shared->delta_batch();
-    if (waiter == nullptr || waiter->done) return;
-    waiter->batch_id = batch.batch_id();
-    waiter->waiting.insert(peers.begin(), peers.end());
-    if (waiter->waiting.empty()) {
-      Finish(waiter, Status::Ok());
+    if (waiter == nullptr || waiter->done()) return;
+    for (const std::string& peer : peers) waiter->Expect(peer);
+    if (peers.empty()) {
+      waiter->Finish(Status::Ok());
       return;
     }
-    waiters_[waiter->batch_id] = std::move(waiter);
+    const uint64_t batch_id = batch.batch_id();
+    waiter->OnFinish([this, batch_id] { waiters_.erase(batch_id); });
+    waiters_[batch_id] = std::move(waiter);
   }
 
   // Sync mode: waits until every live peer acked the write's batch, or the deadline.
   asio::awaitable<Status> AwaitAcks(std::shared_ptr<AckWaiter> waiter) {
     if (waiter == nullptr) co_return Status::Ok();
     auto self = shared_from_this();  // the coroutine may outlive the manager's owner
-    while (!waiter->done) {
-      boost::system::error_code ec;
-      co_await waiter->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (waiter->done || ec) continue;
+    std::function<Status(const AckWaiter&)> at_deadline = [this](const AckWaiter& w) {
       ++counters_.sync_unconfirmed;
-      Finish(waiter,
-             Unavailable(fmt::format(
-                 "the change was applied on node {} but {} did not confirm it within {} ms "
-                 "(--replication-ack sync): it may or may not have reached them; read the "
-                 "session again before retrying",
-                 options_.node_id,
-                 waiter->waiting.empty() ? std::string("the peers")
-                                         : fmt::format("{}", fmt::join(waiter->waiting, ", ")),
-                 delta_.ack_timeout.count())));
-    }
-    co_return waiter->status;
-  }
-
-  void Finish(const std::shared_ptr<AckWaiter>& waiter, Status status) {
-    if (waiter->done) return;
-    waiter->done = true;
-    waiter->status = std::move(status);
-    waiter->timer.cancel();
-    if (waiter->batch_id != 0) waiters_.erase(waiter->batch_id);
-  }
-
-  // `node` no longer holds up `waiter` (it acked, died or left).
-  void Release(const std::shared_ptr<AckWaiter>& waiter, std::string_view node) {
-    auto it = waiter->waiting.find(node);
-    if (it == waiter->waiting.end()) return;
-    waiter->waiting.erase(it);
-    if (waiter->waiting.empty()) Finish(waiter, Status::Ok());
+      return Unavailable(fmt::format(
+          "the change was applied on node {} but {} did not confirm it within {} ms "
+          "(--replication-ack sync): it may or may not have reached them; read the session "
+          "again before retrying",
+          options_.node_id,
+          w.waiting().empty() ? std::string("the peers")
+                              : fmt::format("{}", fmt::join(w.waiting(), ", ")),
+          delta_.ack_timeout.count()));
+    };
+    co_return co_await waiter->Wait(std::move(at_deadline));
   }
 
   void OnDeltaAck(const PeerIdentity& from, const PeerEnvelope& envelope) {
     auto it = waiters_.find(envelope.delta_ack().batch_id());
     if (it == waiters_.end()) return;
     std::shared_ptr<AckWaiter> waiter = it->second;
-    Release(waiter, from.node_id);
+    waiter->Release(from.node_id);
   }
 
   void OnMember(const MemberEvent& event) {
@@ -608,7 +572,7 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     if (event.kind != Kind::kDied && event.kind != Kind::kLeft && event.kind != Kind::kRestarted) {
       return;
     }
-    for (auto& [id, waiter] : std::map(waiters_)) Release(waiter, event.member.node_id);
+    for (auto& [id, waiter] : std::map(waiters_)) waiter->Release(event.member.node_id);
     DropTransfersWith(event.member.node_id, "it is gone");
     // A peer that left resends nothing when it comes back (it takes a state transfer), and a
     // new incarnation starts a new seq stream. A dead one keeps its batches: a healed partition

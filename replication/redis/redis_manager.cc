@@ -15,6 +15,7 @@
 #include "replication/redis/redis_session_scripts.h"
 #include "replication/redis/redis_subscriber.h"
 #include "replication/redis/redis_tls_context.h"
+#include "replication/session_counters.h"
 #include "replication/session_id.h"
 #include "replication/session_key.h"
 #include "replication/session_store.h"
@@ -287,7 +288,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
       session.set_principal(request.principal());
       session.set_version(1);
       *session.mutable_attributes() = request.attributes();
-      ++sessions_created_;
+      ++counted_.created;
       co_return session;
     }
     co_return RepeatedIdError();
@@ -358,7 +359,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     const auto& parts = reply->elements();
     if (word == "NOT_FOUND") co_return SessionStore::NotFoundError(id);
     if (word == "CONFLICT" && parts.size() == 2) {
-      ++update_conflicts_;
+      ++counted_.update_conflicts;
       co_return Conflict(fmt::format(
           "session {} is at version {}, not the expected {}: another request changed it; read "
           "it again and redo the update",
@@ -368,7 +369,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
       co_return checks_.AttributeCount(static_cast<size_t>(parts[1].integer()));
     }
     if (word != "OK" || parts.size() != 3) co_return UnexpectedReply(scripts_.update(), *reply);
-    if (parts[1].integer() != 0) ++sessions_updated_;
+    if (parts[1].integer() != 0) ++counted_.updated;
     co_return RedisSessionLayout::DecodeSession(id, parts[2]);
   }
 
@@ -386,7 +387,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     const std::string_view word = StatusWord(*reply);
     if (word == "NOT_FOUND") co_return SessionStore::NotFoundError(id);
     if (word != "OK") co_return UnexpectedReply(scripts_.invalidate(), *reply);
-    ++sessions_invalidated_;
+    ++counted_.invalidated;
     co_return Status::Ok();
   }
 
@@ -410,7 +411,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
       if (word != "OK" || reply->elements().size() != 2) {
         co_return UnexpectedReply(scripts_.rotate(), *reply);
       }
-      ++sessions_rotated_;
+      ++counted_.rotated;
       co_return RedisSessionLayout::DecodeSession(new_id, reply->elements()[1]);
     }
     co_return RepeatedIdError();
@@ -455,13 +456,8 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     stats.set_node_id(options_.node_id);
     stats.set_mode("redis");
     stats.set_sessions(cache_.size());
+    counted_.AddTo(stats);
     auto& c = *stats.mutable_counters();
-    c["sessions_created"] = sessions_created_;
-    c["sessions_updated"] = sessions_updated_;
-    c["sessions_rotated"] = sessions_rotated_;
-    c["sessions_invalidated"] = sessions_invalidated_;
-    c["sessions_expired"] = sessions_expired_;
-    c["update_conflicts"] = update_conflicts_;
     c["watchers"] = hub_.watch_count();
     c["redis_connections_up"] = pool_.connected();
     c["redis_connects"] = pool_.connects();
@@ -741,7 +737,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
       std::optional<std::string_view> id = layout_.IdOfKey(payload.text());
       if (!id) return;  // a principal index, or a key that is not sessiond's
       cache_.Invalidate(*id);
-      ++sessions_expired_;
+      ++counted_.expired;
       v1::SessionEvent event;
       event.set_kind(v1::SessionEvent::EXPIRED);
       event.set_id(std::string(*id));
@@ -781,12 +777,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
   bool stopped_ = false;
   std::string keyspace_problem_;  // "" when expiry events are known to be on
 
-  uint64_t sessions_created_ = 0;
-  uint64_t sessions_updated_ = 0;
-  uint64_t sessions_rotated_ = 0;
-  uint64_t sessions_invalidated_ = 0;
-  uint64_t sessions_expired_ = 0;
-  uint64_t update_conflicts_ = 0;
+  SessionCounters counted_;
   uint64_t events_received_ = 0;
   uint64_t script_reloads_ = 0;
   uint64_t near_cache_hits_ = 0;
