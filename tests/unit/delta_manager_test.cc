@@ -16,64 +16,18 @@
 #include "replication/clock.h"
 #include "replication/cluster/cluster.h"
 #include "replication/session_id.h"
+#include "tests/unit/delta_test_cluster.h"
 
 namespace sessiond {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::RunUntil;
 
-bool RunUntil(asio::io_context& io, const std::function<bool()>& done,
-              std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(10ms);
-  }
-  return true;
-}
-
-class DeltaManagerTest : public ::testing::Test {
+class DeltaManagerTest : public testing::DeltaClusterTest {
  protected:
-  struct Node {
-    std::unique_ptr<Cluster> cluster;
-    std::unique_ptr<DeltaManager> manager;
-    DeltaManager* operator->() { return manager.get(); }
-  };
-
-  ~DeltaManagerTest() override {
-    for (auto& [id, node] : nodes_) {
-      node->manager.reset();
-      node->cluster->Stop();
-    }
-    // Let the posted work of the stopped nodes run while everything it may touch is alive.
-    io_.poll();
-  }
-
   Node& Start(const std::string& id, std::vector<Endpoint> seeds = {}) {
-    ClusterOptions options;
-    options.network.self = NodeIdentity{"test", id, 0};
-    options.network.listen = Endpoint{Endpoint::Kind::kTcp, "127.0.0.1", 0, ""};
-    options.network.seeds = std::move(seeds);
-    options.network.reconnect_min = 10ms;
-    options.network.reconnect_max = 100ms;
-    options.network.link.read_timeout = 60s;
-    options.heartbeat_interval = 0ms;
-    options.clock = &clock_;
-    auto node = std::make_unique<Node>();
-    node->cluster = std::make_unique<Cluster>(io_.get_executor(), std::move(options));
-    ManagerOptions manager_options;
-    manager_options.node_id = id;
-    manager_options.clock = &clock_;
-    manager_options.ids = &ids_;
-    node->manager = std::make_unique<DeltaManager>(io_.get_executor(), manager_options,
-                                                   node->cluster.get(), delta_options_);
-    EXPECT_TRUE(node->cluster->Start().ok());
-    const Status started = Run(node->manager->Start());
-    EXPECT_TRUE(started.ok()) << started.ToString();
-    Node* raw = node.get();
-    nodes_[id] = std::move(node);
-    return *raw;
+    return DeltaClusterTest::Start(id, std::move(seeds), delta_options_);
   }
 
   void StartThree() {
@@ -88,29 +42,6 @@ class DeltaManagerTest : public ::testing::Test {
     }));
   }
 
-  // Runs `op` on the loop to completion.
-  template <typename T>
-  T Run(asio::awaitable<T> op) {
-    std::optional<T> result;
-    Spawn(std::move(op), &result);
-    EXPECT_TRUE(RunUntil(io_, [&] { return result.has_value(); }));
-    return std::move(*result);
-  }
-
-  // Starts `op`; the result lands in *out when it completes. (Result<T> has no default
-  // constructor, which co_spawn's completion needs, so the coroutine stores it itself.)
-  template <typename T>
-  void Spawn(asio::awaitable<T> op, std::optional<T>* out) {
-    asio::co_spawn(
-        io_,
-        [](asio::awaitable<T> op, std::optional<T>* out) -> asio::awaitable<void> {
-          out->emplace(co_await std::move(op));
-        }(std::move(op), out),
-        [](std::exception_ptr e) {
-          if (e) std::rethrow_exception(e);
-        });
-  }
-
   v1::Session Create(const std::string& node, std::map<std::string, std::string> attributes) {
     v1::CreateRequest request;
     request.set_max_idle_s(600);
@@ -118,14 +49,6 @@ class DeltaManagerTest : public ::testing::Test {
     Result<v1::Session> created = Run(nodes_.at(node)->manager->Create(request));
     EXPECT_TRUE(created.ok()) << created.status().ToString();
     return created.ok() ? *created : v1::Session();
-  }
-
-  std::optional<v1::Session> Read(const std::string& node, const std::string& id) {
-    v1::GetRequest request;
-    request.set_id(id);
-    Result<v1::Session> got = Run(nodes_.at(node)->manager->Get(request));
-    if (!got.ok()) return std::nullopt;
-    return *got;
   }
 
   // Waits until `node` holds session `id` with attribute `name` == `value`.
@@ -141,14 +64,6 @@ class DeltaManagerTest : public ::testing::Test {
       auto it = (*got)->attributes().find(name);
       return it != (*got)->attributes().end() && it->second == value;
     });
-  }
-
-  bool DigestsEqual(const std::vector<std::string>& ids) {
-    const uint64_t first = nodes_.at(ids[0])->manager->Digest()->hash;
-    for (const std::string& id : ids) {
-      if (nodes_.at(id)->manager->Digest()->hash != first) return false;
-    }
-    return true;
   }
 
   // Moves the clock, has every node in `ids` heartbeat and judge its peers, and runs the loop
@@ -169,12 +84,7 @@ class DeltaManagerTest : public ::testing::Test {
     }));
   }
 
-  // Ends node `id` as a crash would: its links close, nothing says goodbye.
-  void Crash(const std::string& id) {
-    nodes_.at(id)->manager.reset();
-    nodes_.at(id)->cluster->Stop();
-  }
-
+  // An update setting one attribute (hides the base's SetAttribute, which also runs it).
   v1::UpdateRequest SetAttribute(const std::string& id, const std::string& name,
                                  const std::string& value) {
     v1::UpdateRequest update;
@@ -182,12 +92,6 @@ class DeltaManagerTest : public ::testing::Test {
     (*update.mutable_set())[name] = value;
     return update;
   }
-
-  asio::io_context io_;
-  ManualClock clock_;
-  RandomIdGenerator ids_;
-  DeltaOptions delta_options_;
-  std::map<std::string, std::unique_ptr<Node>> nodes_;
 };
 
 TEST_F(DeltaManagerTest, SessionCreatedOnOneNodeIsReadableOnEveryNode) {
