@@ -5,40 +5,11 @@
 #include <cassert>
 #include <cmath>
 
+#include "replication/json_string.h"
+
 namespace sessiond::bench {
 
-std::string JsonWriter::Quote(std::string_view value) {
-  std::string out;
-  out.reserve(value.size() + 2);
-  out += '"';
-  for (char c : value) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
+std::string JsonWriter::Quote(std::string_view value) { return JsonString(value); }
 
 void JsonWriter::Newline() {
   out_ += '\n';
