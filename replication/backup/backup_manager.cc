@@ -212,16 +212,12 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
     if (RoleOf(*key) != Role::kPrimary) {
-      if (!backup_.move_on_access) {
-        v1::ClientRequest forwarded;
-        *forwarded.mutable_get() = request;
-        Result<v1::ClientResponse> answer = co_await Forward(*key, std::move(forwarded));
-        if (!answer.ok()) co_return answer.status();
-        if (answer->request_id() == kLocalMarker) co_return LocalGet(request);
-        co_return SessionFromResponse(*answer);
-      }
-      Status taken = co_await TakeOwnership(*key, request.id());
-      if (!taken.ok()) co_return taken;
+      v1::ClientRequest op;
+      *op.mutable_get() = request;
+      Result<std::optional<v1::ClientResponse>> routed =
+          co_await RouteToPrimary(*key, std::move(op));
+      if (!routed.ok()) co_return routed.status();
+      if (routed->has_value()) co_return SessionFromResponse(**routed);
     }
     co_return LocalGet(request);
   }
@@ -231,18 +227,12 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
     if (RoleOf(*key) != Role::kPrimary) {
-      if (!backup_.move_on_access) {
-        v1::ClientRequest forwarded;
-        *forwarded.mutable_update() = request;
-        Result<v1::ClientResponse> answer = co_await Forward(*key, std::move(forwarded));
-        if (!answer.ok()) co_return answer.status();
-        if (answer->request_id() == kLocalMarker) {
-          co_return co_await LocalUpdate(std::move(request));
-        }
-        co_return SessionFromResponse(*answer);
-      }
-      Status taken = co_await TakeOwnership(*key, request.id());
-      if (!taken.ok()) co_return taken;
+      v1::ClientRequest op;
+      *op.mutable_update() = request;
+      Result<std::optional<v1::ClientResponse>> routed =
+          co_await RouteToPrimary(*key, std::move(op));
+      if (!routed.ok()) co_return routed.status();
+      if (routed->has_value()) co_return SessionFromResponse(**routed);
     }
     co_return co_await LocalUpdate(std::move(request));
   }
@@ -269,16 +259,12 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
     if (RoleOf(*key) != Role::kPrimary) {
-      if (!backup_.move_on_access) {
-        v1::ClientRequest forwarded;
-        *forwarded.mutable_rotate_id() = request;
-        Result<v1::ClientResponse> answer = co_await Forward(*key, std::move(forwarded));
-        if (!answer.ok()) co_return answer.status();
-        if (answer->request_id() != kLocalMarker) co_return SessionFromResponse(*answer);
-        co_return co_await LocalRotateId(std::move(request));
-      }
-      Status taken = co_await TakeOwnership(*key, request.id());
-      if (!taken.ok()) co_return taken;
+      v1::ClientRequest op;
+      *op.mutable_rotate_id() = request;
+      Result<std::optional<v1::ClientResponse>> routed =
+          co_await RouteToPrimary(*key, std::move(op));
+      if (!routed.ok()) co_return routed.status();
+      if (routed->has_value()) co_return SessionFromResponse(**routed);
     }
     co_return co_await LocalRotateId(std::move(request));
   }
@@ -1195,6 +1181,25 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     }
     BroadcastPlacement(id, nodes, /*removed=*/false, nullptr, nodes);
     co_return Status::Ok();
+  }
+
+  // Where an operation `op` on session `key`, which this node is not primary of, runs: with
+  // move_on_access this node takes the session over and the operation runs here (nullopt);
+  // otherwise it is forwarded and the primary's answer returned (or nullopt when this node
+  // became the primary meanwhile).
+  asio::awaitable<Result<std::optional<v1::ClientResponse>>> RouteToPrimary(SessionKey key,
+                                                                            v1::ClientRequest op) {
+    auto self = shared_from_this();
+    if (backup_.move_on_access) {
+      const std::string id = IdOf(op);
+      Status taken = co_await TakeOwnership(key, id);
+      if (!taken.ok()) co_return taken;
+      co_return std::optional<v1::ClientResponse>();
+    }
+    Result<v1::ClientResponse> answer = co_await Forward(key, std::move(op));
+    if (!answer.ok()) co_return answer.status();
+    if (answer->request_id() == kLocalMarker) co_return std::optional<v1::ClientResponse>();
+    co_return std::optional<v1::ClientResponse>(std::move(answer).value());
   }
 
   // Runs a client operation on the session's primary (move_on_access false). The answer's
