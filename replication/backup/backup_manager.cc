@@ -725,7 +725,10 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   // Flushes this turn's proxy updates and change batches once the turn is over.
   void PostFlush() {
-    if (flush_posted_ || (pending_proxies_.empty() && pending_changes_.empty())) return;
+    if (flush_posted_ ||
+        (pending_proxies_.empty() && pending_changes_.empty() && pending_acks_.empty())) {
+      return;
+    }
     flush_posted_ = true;
     asio::post(executor_, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->FlushProxies();
@@ -752,8 +755,22 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     (void)SendEnvelope(peer, std::move(envelope));
   }
 
+  void FlushAcks() {
+    for (auto& [node, ids] : pending_acks_) {
+      PeerEnvelope envelope;
+      BackupAck& ack = *envelope.mutable_backup_ack();
+      ack.set_request_id(ids.back());
+      ack.set_ok(true);
+      ids.pop_back();
+      ack.mutable_more_request_ids()->Add(ids.begin(), ids.end());
+      (void)SendEnvelope(node, std::move(envelope));
+    }
+    pending_acks_.clear();
+  }
+
   void FlushProxies() {
     flush_posted_ = false;
+    FlushAcks();
     std::vector<std::string> peers;
     for (const auto& [peer, pending] : pending_changes_) peers.push_back(peer);
     for (const std::string& peer : peers) FlushChanges(peer);
@@ -846,12 +863,18 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   void OnAck(const PeerIdentity& from, const PeerEnvelope& envelope) {
     const BackupAck& ack = envelope.backup_ack();
-    auto it = outstanding_.find(ack.request_id());
+    for (uint64_t request_id : ack.more_request_ids()) AckOne(from, request_id, ack, true);
+    AckOne(from, ack.request_id(), ack, ack.ok());
+  }
+
+  // Ends request `request_id` to `from`: `ok`, or else `ack`'s stale ids are sent whole.
+  void AckOne(const PeerIdentity& from, uint64_t request_id, const BackupAck& ack, bool ok) {
+    auto it = outstanding_.find(request_id);
     if (it == outstanding_.end()) return;
     Outstanding o = std::move(it->second);
     outstanding_.erase(it);
     if (o.fill_batch && fills_in_flight_[o.node] > 0) --fills_in_flight_[o.node];
-    if (ack.ok()) {
+    if (ok) {
       for (const auto& waiter : o.waiters) waiter->Release(from.node_id);
       for (const SessionKey& key : o.fills) Unfill(key);
     } else if (ack.stale_ids_size() > 0) {
@@ -894,13 +917,19 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       // released, so a sync write answers UNAVAILABLE rather than OK.
       for (const SessionKey& key : o.fills) Unfill(key);
       spdlog::warn("node {}: {} refused a backup copy (request {})", self_, from.node_id,
-                   ack.request_id());
+                   request_id);
     }
     PumpFills(o.node);
   }
 
   void SendAck(const std::string& node, uint64_t request_id, bool ok,
                std::vector<std::string> stale_ids = {}) {
+    if (ok && stale_ids.empty()) {
+      // Plain acks wait for the end of the loop turn and leave together, one message per peer.
+      pending_acks_[node].push_back(request_id);
+      PostFlush();
+      return;
+    }
     PeerEnvelope envelope;
     BackupAck& ack = *envelope.mutable_backup_ack();
     ack.set_request_id(request_id);
@@ -1134,12 +1163,18 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     }
   }
 
-  // Fetches the session from its holder and becomes its primary (move_on_access).
+  // Fetches the session from its holder and becomes its primary (move_on_access). A backup
+  // says which version it holds, and gets no session back when that is the current one.
   asio::awaitable<Status> TakeOwnership(SessionKey key, std::string id) {
     auto self = shared_from_this();
     BackupRequest request;
     request.mutable_fetch()->set_id(id);
     request.mutable_fetch()->set_take_ownership(true);
+    if (RoleOf(key) == Role::kBackup) {
+      if (const StoredSession* held = store_.Find(id, options_.clock->NowMs())) {
+        request.mutable_fetch()->set_have_version(held->version());
+      }
+    }
     ++counters_.fetches;
     Result<std::optional<BackupReply>> asked = co_await AskHolders(key, id, std::move(request));
     if (!asked.ok()) {
@@ -1149,7 +1184,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       co_return asked.status();
     }
     if (!asked->has_value()) co_return Status::Ok();  // promoted meanwhile
-    const BackupReply& reply = **asked;
+    BackupReply& reply = **asked;
     if (reply.code() != v1::OK) {
       if (reply.code() == v1::NOT_FOUND && RoleOf(key) != Role::kPrimary) {
         ApplyPlacement(key, {}, /*trusted=*/false);
@@ -1163,23 +1198,49 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
           "the session's primary answered a take-over with another placement: "
           "report this as a bug");
     }
+    // The node that answered: it is this session's first backup now.
+    const std::string old_primary = nodes.size() > 1 ? nodes[1] : std::string();
     const int64_t now = options_.clock->NowMs();
-    if (!HoldCopy(reply.session(), now)) {
+    table_.Set(key, nodes);
+    touch_sent_[key] = now;
+    if (reply.session_omitted() && store_.Find(id, now) == nullptr && !old_primary.empty()) {
+      // The copy this node offered went away meanwhile (rare): take the old primary's.
+      BackupRequest again;
+      again.mutable_fetch()->set_id(id);
+      Result<BackupReply> copy =
+          co_await CallPeer(old_primary, std::move(again), backup_.fetch_timeout);
+      if (copy.ok() && copy->code() == v1::OK && copy->has_session()) {
+        *reply.mutable_session() = std::move(*copy->mutable_session());
+        reply.set_session_omitted(false);
+      }
+    }
+    if (!reply.session_omitted() && !HoldCopy(reply.session(), now)) {
       co_return ResourceExhausted(
           "this node could not hold the session it took over (its limits are lower than the "
           "other nodes'): give every node the same limits");
     }
-    table_.Set(key, nodes);
-    touch_sent_[key] = now;
+    const StoredSession* held = store_.Find(id, now);
+    if (held == nullptr) {
+      co_return Unavailable(fmt::format(
+          "session {} moved to this node but its copy could not be read here: retry", LogTag(id)));
+    }
     ++counters_.moves_in;
-    for (size_t i = 1; i < nodes.size(); ++i) {
+    std::optional<v1::Session> session;
+    for (const std::string& node : reply.put_to()) {
+      if (!Contains(nodes, node) || node == self_) continue;
+      if (!session) session = held->ToProto();
       BackupCopy copy;
-      *copy.mutable_session() = reply.session();
+      *copy.mutable_session() = *session;
       SetNodes(copy.mutable_nodes(), nodes);
       ++filling_[key];
-      SendPut(nodes[i], {std::move(copy)}, nullptr, {key});
+      SendPut(node, {std::move(copy)}, nullptr, {key});
     }
-    BroadcastPlacement(id, nodes, /*removed=*/false, nullptr, nodes);
+    // Everyone else, the kept backups included, hears the new placement; the old primary
+    // made it.
+    std::vector<std::string> skip{self_};
+    if (!old_primary.empty()) skip.push_back(old_primary);
+    for (const std::string& node : reply.put_to()) skip.push_back(node);
+    BroadcastPlacement(id, nodes, /*removed=*/false, nullptr, skip);
     co_return Status::Ok();
   }
 
@@ -1284,8 +1345,20 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       return reply;
     }
     const std::vector<std::string> nodes = table_.Nodes(*key);
-    if (RoleOf(nodes) != Role::kPrimary) return NotPrimary(request.request_id(), id, nodes);
     const int64_t now = options_.clock->NowMs();
+    if (RoleOf(nodes) != Role::kPrimary) {
+      // The primary itself asking its backup for the copy (a take-over whose own copy went
+      // missing meanwhile): served from the backup copy.
+      const StoredSession* held = store_.Find(id, now);
+      if (request.fetch().take_ownership() || held == nullptr || nodes.empty() ||
+          nodes[0] != from) {
+        return NotPrimary(request.request_id(), id, nodes);
+      }
+      *reply.mutable_session() = held->ToProto();
+      reply.mutable_placement()->set_id(id);
+      SetNodes(reply.mutable_placement()->mutable_nodes(), nodes);
+      return reply;
+    }
     const StoredSession* s = store_.Find(id, now);
     if (s == nullptr) {
       reply.set_code(v1::NOT_FOUND);
@@ -1293,21 +1366,35 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       return reply;
     }
     ++counters_.fetches_served;
-    *reply.mutable_session() = s->ToProto();
+    const bool current = request.fetch().have_version() != 0 &&
+                         request.fetch().have_version() == s->version() && Contains(nodes, from);
+    if (current) {
+      reply.set_session_omitted(true);
+    } else {
+      *reply.mutable_session() = s->ToProto();
+    }
     reply.mutable_placement()->set_id(id);
     if (!request.fetch().take_ownership()) {
       SetNodes(reply.mutable_placement()->mutable_nodes(), nodes);
       return reply;
     }
-    // The requester becomes primary. Backups that hold a copy already are kept first, then this
-    // node (it has a copy too), then rendezvous picks: a move copies as little as possible.
-    std::vector<std::string> keep(nodes.begin() + 1, nodes.end());
-    keep.push_back(self_);
+    // The requester becomes primary. This node, whose copy is the current one, stays as the
+    // first backup, then the old backups that hold a copy, then rendezvous picks: a move copies
+    // as little as possible (nothing at all when the requester and this node are the holders).
+    std::vector<std::string> keep{self_};
+    keep.insert(keep.end(), nodes.begin() + 1, nodes.end());
     std::vector<std::string> live = LiveMembers();
     if (!Contains(live, from)) live.push_back(from);
     std::vector<std::string> moved{from};
     for (std::string& b : RefillBackups(*key, from, keep, live, TargetBackups(live))) {
       moved.push_back(std::move(b));
+    }
+    // An old backup holds a copy at most a change or two behind (its gaps heal as any backup's),
+    // unless this node is still filling it: then it gets the session from the new primary.
+    const bool filling = filling_.count(*key) > 0;
+    for (size_t i = 1; i < moved.size(); ++i) {
+      if (moved[i] == self_) continue;
+      if (filling || !Contains(nodes, moved[i])) reply.add_put_to(moved[i]);
     }
     SetNodes(reply.mutable_placement()->mutable_nodes(), moved);
     ApplyPlacement(*key, moved, /*trusted=*/true);
@@ -2069,6 +2156,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   std::map<uint64_t, std::shared_ptr<Call>> calls_;
   std::map<std::string, PendingProxy> pending_proxies_;
   std::map<std::string, PendingChanges> pending_changes_;
+  // Plain acks of this loop turn, per peer.
+  std::map<std::string, std::vector<uint64_t>> pending_acks_;
   bool flush_posted_ = false;
   // Fills: per node, the sessions to copy there; batches in flight; sessions awaiting a fill.
   std::map<std::string, std::deque<SessionKey>> fill_queue_;

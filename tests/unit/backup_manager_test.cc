@@ -251,6 +251,46 @@ TEST_F(BackupManagerTest, CreatedOnOneNodeReadOnAnotherMovesOwnership) {
   EXPECT_EQ(M("a").Roles().primary, 1u);
 }
 
+// A move keeps the old primary as the first backup: it holds the current copy, so nothing is
+// copied to it, and a move to a node that holds a current copy carries no session at all.
+TEST_F(BackupManagerTest, AMoveCopiesNoSessionToNodesThatHoldOne) {
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"cart", "3 items"}});
+  const std::string backup = M("b").Roles().backup == 1 ? "b" : "c";
+  const std::string proxy = backup == "b" ? "c" : "b";
+  const uint64_t puts_before = Counter("a", "backup_puts_sent");
+  // The proxy takes the session over: a stays as its backup, the old backup drops its copy.
+  ASSERT_TRUE(Set(proxy, s.id(), "cart", "4 items").ok());
+  EXPECT_EQ(M(proxy).Roles().primary, 1u);
+  EXPECT_EQ(Counter(proxy, "backup_puts_sent"), 0u);
+  ASSERT_TRUE(RunUntil(io_, [&] {
+    return M("a").Roles().backup == 1 && M(backup).Roles().proxy == 1 &&
+           M(backup).Stats().sessions() == 0;
+  }));
+  // The update reached a through the ordinary change path, at the same version.
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, 1, 1));
+  // And back to a, which holds the current copy: no session travels, nothing is put.
+  Result<v1::Session> got = Read("a", s.id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("cart"), "4 items");
+  EXPECT_EQ(got->version(), 2u);
+  EXPECT_EQ(M("a").Roles().primary, 1u);
+  EXPECT_EQ(Counter("a", "backup_puts_sent"), puts_before);
+  EXPECT_EQ(Counter("a", "backup_moves_in"), 1u);
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, 1, 1));
+  EXPECT_EQ(M(proxy).Roles().backup, 1u);
+  // The old primary's copy is a full backup: a write acknowledged after the move survives the
+  // new primary's crash.
+  ASSERT_TRUE(Set("a", s.id(), "cart", "5 items").ok());
+  Crash("a");
+  DeclareDead({"b", "c"});
+  ASSERT_TRUE(RunUntil(io_, [&] { return M(proxy).Roles().primary == 1; }));
+  got = Read(proxy, s.id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("cart"), "5 items");
+  EXPECT_EQ(got->version(), 3u);
+}
+
 TEST_F(BackupManagerTest, MoveOnAccessFalseForwardsToThePrimary) {
   backup_options_.move_on_access = false;
   StartAll({"a", "b", "c"});
