@@ -38,6 +38,10 @@ struct RawFlags {
   std::string replication_ack;  // "" = the mode's default
   uint32_t backups = 1;
   bool backup_move_on_access = true;
+  uint32_t backup_move_after = 1;
+  uint32_t backup_ack_timeout_ms = 2000;
+  uint32_t backup_fetch_timeout_ms = 2000;
+  uint32_t backup_handoff_timeout_ms = 5000;
   std::string cluster_secret_file;
   std::string cluster_name = "sessiond";
   std::string peer_advertise;
@@ -135,6 +139,27 @@ void AddFlags(CLI::App& app, RawFlags& f) {
       ->capture_default_str()
       ->type_name("true|false")
       ->default_str("true");
+  app.add_option("--backup-move-after", f.backup_move_after,
+                 "In backup mode with --backup-move-on-access true, how many accesses in a row "
+                 "from one node (no other access between them) are forwarded to the primary "
+                 "before the next one takes the session over; 0 moves it on the first access.")
+      ->capture_default_str()
+      ->type_name("N");
+  app.add_option("--backup-ack-timeout-ms", f.backup_ack_timeout_ms,
+                 "In backup mode with sync acks, how long a write waits for its backups (and a "
+                 "create for the proxies) before it answers UNAVAILABLE.")
+      ->capture_default_str()
+      ->type_name("MS");
+  app.add_option("--backup-fetch-timeout-ms", f.backup_fetch_timeout_ms,
+                 "In backup mode, how long a fetch, forward or cluster-wide query may take, "
+                 "retries while the cluster fails over included.")
+      ->capture_default_str()
+      ->type_name("MS");
+  app.add_option("--backup-handoff-timeout-ms", f.backup_handoff_timeout_ms,
+                 "In backup mode, how long a graceful stop may spend handing its sessions over "
+                 "to other nodes.")
+      ->capture_default_str()
+      ->type_name("MS");
   app.add_option("--cluster-secret-file", f.cluster_secret_file,
                  "A file holding the shared secret peers prove with HMAC-SHA256 in the handshake; "
                  "without it any node that can reach the peer port may join.")
@@ -362,6 +387,28 @@ Status BuildConfig(const RawFlags& f, DaemonConfig* c) {
   }
   c->backups = f.backups;
   c->backup_move_on_access = f.backup_move_on_access;
+  if (Status s = Check(f.backup_move_after <= 1000, "--backup-move-after " +
+                                                        std::to_string(f.backup_move_after) +
+                                                        " is out of range; use 0 to 1000");
+      !s.ok()) {
+    return s;
+  }
+  c->backup_move_after = f.backup_move_after;
+  const std::pair<const char*, uint32_t> timeouts[] = {
+      {"--backup-ack-timeout-ms", f.backup_ack_timeout_ms},
+      {"--backup-fetch-timeout-ms", f.backup_fetch_timeout_ms},
+      {"--backup-handoff-timeout-ms", f.backup_handoff_timeout_ms},
+  };
+  for (const auto& [flag, ms] : timeouts) {
+    if (Status s = Check(ms >= 10 && ms <= 600'000, std::string(flag) + " " + std::to_string(ms) +
+                                                        " is out of range; use 10 to 600000");
+        !s.ok()) {
+      return s;
+    }
+  }
+  c->backup_ack_timeout = std::chrono::milliseconds(f.backup_ack_timeout_ms);
+  c->backup_fetch_timeout = std::chrono::milliseconds(f.backup_fetch_timeout_ms);
+  c->backup_handoff_timeout = std::chrono::milliseconds(f.backup_handoff_timeout_ms);
 
   c->cluster_secret.clear();
   if (!f.cluster_secret_file.empty()) {

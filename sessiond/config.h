@@ -45,6 +45,10 @@ struct DaemonConfig {
   ReplicationAck replication_ack = ReplicationAck::kAsync;
   uint32_t backups = 1;
   bool backup_move_on_access = true;
+  uint32_t backup_move_after = 1;  // forwarded accesses in a row before a move
+  std::chrono::milliseconds backup_ack_timeout{2000};
+  std::chrono::milliseconds backup_fetch_timeout{2000};
+  std::chrono::milliseconds backup_handoff_timeout{5000};
   std::string cluster_secret;  // read from --cluster-secret-file; "" = peers are not authenticated
   std::string cluster_name = "sessiond";
   std::string peer_advertise;  // "host:port" peers dial; "" = the bound --peer-listen address

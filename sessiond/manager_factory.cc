@@ -70,6 +70,10 @@ Result<ModeRuntime> MakeModeRuntime(const DaemonConfig& config, asio::any_io_exe
       backup.ack = config.replication_ack;
       backup.backups = config.backups;
       backup.move_on_access = config.backup_move_on_access;
+      backup.move_after = config.backup_move_after;
+      backup.ack_timeout = config.backup_ack_timeout;
+      backup.fetch_timeout = config.backup_fetch_timeout;
+      backup.handoff_timeout = config.backup_handoff_timeout;
       runtime.manager = std::make_unique<BackupManager>(executor, std::move(options),
                                                         runtime.cluster.get(), backup);
       return runtime;

@@ -30,6 +30,7 @@ namespace {
 using peer::v1::BackupAck;
 using peer::v1::BackupChange;
 using peer::v1::BackupCopy;
+using peer::v1::BackupForward;
 using peer::v1::BackupPlacement;
 using peer::v1::BackupProxyUpdate;
 using peer::v1::BackupPut;
@@ -219,6 +220,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       if (!routed.ok()) co_return routed.status();
       if (routed->has_value()) co_return SessionFromResponse(**routed);
     }
+    if (!forwarders_.empty()) forwarders_.erase(*key);  // a local access ends a run
     co_return LocalGet(request);
   }
 
@@ -234,6 +236,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       if (!routed.ok()) co_return routed.status();
       if (routed->has_value()) co_return SessionFromResponse(**routed);
     }
+    if (!forwarders_.empty()) forwarders_.erase(*key);  // a local access ends a run
     co_return co_await LocalUpdate(std::move(request));
   }
 
@@ -251,6 +254,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       if (answer->status() != v1::OK) co_return Status(answer->status(), answer->error());
       if (answer->request_id() != kLocalMarker) co_return Status::Ok();
     }
+    if (!forwarders_.empty()) forwarders_.erase(*key);  // a local access ends a run
     co_return co_await LocalInvalidate(std::move(request));
   }
 
@@ -266,6 +270,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       if (!routed.ok()) co_return routed.status();
       if (routed->has_value()) co_return SessionFromResponse(**routed);
     }
+    if (!forwarders_.empty()) forwarders_.erase(*key);  // a local access ends a run
     co_return co_await LocalRotateId(std::move(request));
   }
 
@@ -1192,6 +1197,16 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       co_return Status(reply.code(), reply.error());
     }
     if (RoleOf(key) == Role::kPrimary) co_return Status::Ok();
+    co_return co_await InstallTakeOver(key, id, std::move(reply), 0);
+  }
+
+  // Becomes the primary of `key` as the take-over `reply` (of a fetch or a forward) says: holds
+  // its session, or keeps this node's copy when the reply left the session out (the copy must
+  // be at `version` when that is not 0), puts copies to the backups that need one and tells
+  // the others.
+  asio::awaitable<Status> InstallTakeOver(SessionKey key, std::string id, BackupReply reply,
+                                          uint64_t version) {
+    auto self = shared_from_this();
     std::vector<std::string> nodes = ToVector(reply.placement().nodes());
     if (nodes.empty() || nodes[0] != self_) {
       co_return Internal(
@@ -1203,7 +1218,9 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     const int64_t now = options_.clock->NowMs();
     table_.Set(key, nodes);
     touch_sent_[key] = now;
-    if (reply.session_omitted() && store_.Find(id, now) == nullptr && !old_primary.empty()) {
+    const StoredSession* mine = store_.Find(id, now);
+    if (reply.session_omitted() &&
+        (mine == nullptr || (version != 0 && mine->version() != version)) && !old_primary.empty()) {
       // The copy this node offered went away meanwhile (rare): take the old primary's.
       BackupRequest again;
       again.mutable_fetch()->set_id(id);
@@ -1251,7 +1268,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   asio::awaitable<Result<std::optional<v1::ClientResponse>>> RouteToPrimary(SessionKey key,
                                                                             v1::ClientRequest op) {
     auto self = shared_from_this();
-    if (backup_.move_on_access) {
+    if (backup_.move_on_access && backup_.move_after == 0) {
       const std::string id = IdOf(op);
       Status taken = co_await TakeOwnership(key, id);
       if (!taken.ok()) co_return taken;
@@ -1269,7 +1286,18 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     auto self = shared_from_this();
     const std::string id = IdOf(op);
     BackupRequest request;
-    request.mutable_forward()->set_client_request(op.SerializeAsString());
+    BackupForward& forward = *request.mutable_forward();
+    forward.set_client_request(op.SerializeAsString());
+    if (backup_.move_on_access && op.op_case() != v1::ClientRequest::kInvalidate &&
+        op.op_case() != v1::ClientRequest::kRotateId) {
+      forward.set_move_on_access(true);
+      forward.set_move_after(backup_.move_after);
+      if (RoleOf(key) == Role::kBackup) {
+        if (const StoredSession* held = store_.Find(id, options_.clock->NowMs())) {
+          forward.set_have_version(held->version());
+        }
+      }
+    }
     ++counters_.forwards;
     Result<std::optional<BackupReply>> asked = co_await AskHolders(key, id, std::move(request));
     if (!asked.ok()) co_return asked.status();
@@ -1281,6 +1309,16 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     if ((*asked)->code() != v1::OK) co_return Status((*asked)->code(), (*asked)->error());
     if (!response.ParseFromString((*asked)->client_response())) {
       co_return Internal("a peer answered a forwarded operation with a malformed response");
+    }
+    if ((*asked)->handed_over() && RoleOf(key) != Role::kPrimary) {
+      ++counters_.fetches;
+      // The operation ran on the old primary; its answer stands whatever the take-over does.
+      Status installed =
+          co_await InstallTakeOver(key, id, std::move(**asked), response.session().version());
+      if (!installed.ok()) {
+        spdlog::warn("node {}: taking over session {} after a forward failed: {}", self_,
+                     LogTag(id), installed.ToString());
+      }
     }
     if (response.status() == v1::NOT_FOUND && RoleOf(key) == Role::kProxy) {
       ApplyPlacement(key, {}, false);
@@ -1378,28 +1416,37 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       SetNodes(reply.mutable_placement()->mutable_nodes(), nodes);
       return reply;
     }
-    // The requester becomes primary. This node, whose copy is the current one, stays as the
-    // first backup, then the old backups that hold a copy, then rendezvous picks: a move copies
-    // as little as possible (nothing at all when the requester and this node are the holders).
+    HandOver(from, *key, id, nodes, reply);
+    return reply;
+  }
+
+  // Makes `from` the primary of session `key` (held here as its primary, placed on `nodes`) and
+  // fills `reply`'s placement and put_to. This node, whose copy is the current one, stays as
+  // the first backup, then the old backups that hold a copy, then rendezvous picks: a move
+  // copies as little as possible (nothing at all when the asker and this node are the
+  // holders).
+  void HandOver(const std::string& from, const SessionKey& key, const std::string& id,
+                const std::vector<std::string>& nodes, BackupReply& reply) {
     std::vector<std::string> keep{self_};
     keep.insert(keep.end(), nodes.begin() + 1, nodes.end());
     std::vector<std::string> live = LiveMembers();
     if (!Contains(live, from)) live.push_back(from);
     std::vector<std::string> moved{from};
-    for (std::string& b : RefillBackups(*key, from, keep, live, TargetBackups(live))) {
+    for (std::string& b : RefillBackups(key, from, keep, live, TargetBackups(live))) {
       moved.push_back(std::move(b));
     }
     // An old backup holds a copy at most a change or two behind (its gaps heal as any backup's),
     // unless this node is still filling it: then it gets the session from the new primary.
-    const bool filling = filling_.count(*key) > 0;
+    const bool filling = filling_.count(key) > 0;
     for (size_t i = 1; i < moved.size(); ++i) {
       if (moved[i] == self_) continue;
       if (filling || !Contains(nodes, moved[i])) reply.add_put_to(moved[i]);
     }
+    reply.mutable_placement()->set_id(id);
     SetNodes(reply.mutable_placement()->mutable_nodes(), moved);
-    ApplyPlacement(*key, moved, /*trusted=*/true);
+    ApplyPlacement(key, moved, /*trusted=*/true);
+    forwarders_.erase(key);
     ++counters_.moves_out;
-    return reply;
   }
 
   asio::awaitable<void> ServeForward(std::string from, BackupRequest request) {
@@ -1421,6 +1468,19 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       co_return;
     }
     ++counters_.forwards_served;
+    // move_on_access: the asker takes the session over when this access and the `move_after`
+    // before it all came forwarded from it (a local access or another node's resets the run).
+    const bool movable =
+        request.forward().move_on_access() &&
+        (op.op_case() == v1::ClientRequest::kGet || op.op_case() == v1::ClientRequest::kUpdate);
+    bool move = false;
+    if (movable) {
+      if (forwarders_.size() >= kMaxForwarders) forwarders_.clear();
+      Forwarder& run = forwarders_[*key];
+      if (run.node != from) run = Forwarder{from, 0};
+      move = run.count >= request.forward().move_after();
+      ++run.count;
+    }
     v1::ClientResponse response;
     response.set_request_id(op.request_id());
     auto set = [&](const Result<v1::Session>& result) {
@@ -1454,6 +1514,27 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       default:
         response.set_status(v1::INVALID_ARGUMENT);
         response.set_error("only get, update, invalidate and rotate_id are forwarded");
+    }
+    const std::vector<std::string> now_nodes = table_.Nodes(*key);
+    const StoredSession* s =
+        move && response.status() == v1::OK && RoleOf(now_nodes) == Role::kPrimary
+            ? store_.Find(id, options_.clock->NowMs())
+            : nullptr;
+    if (s != nullptr) {
+      // The asker's copy is current when it was at this version, or one behind and a sync
+      // update it confirmed brought it here.
+      const uint64_t have = request.forward().have_version();
+      const bool confirmed = backup_.ack == ReplicationAck::kSync &&
+                             op.op_case() == v1::ClientRequest::kUpdate && have + 1 == s->version();
+      const bool current = have != 0 && Contains(now_nodes, from) && now_nodes == nodes &&
+                           (have == s->version() || confirmed);
+      if (current) {
+        reply.set_session_omitted(true);
+      } else {
+        *reply.mutable_session() = s->ToProto();
+      }
+      reply.set_handed_over(true);
+      HandOver(from, *key, id, now_nodes, reply);
     }
     reply.set_client_response(response.SerializeAsString());
     Reply(from, std::move(reply));
@@ -2156,6 +2237,14 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   std::map<uint64_t, std::shared_ptr<Call>> calls_;
   std::map<std::string, PendingProxy> pending_proxies_;
   std::map<std::string, PendingChanges> pending_changes_;
+  // move_on_access: per session this node is primary of, the node whose forwarded accesses
+  // came last and how many in a row. Bounded: cleared when it reaches kMaxForwarders.
+  struct Forwarder {
+    std::string node;
+    uint32_t count = 0;
+  };
+  static constexpr size_t kMaxForwarders = 1 << 16;
+  std::unordered_map<SessionKey, Forwarder, SessionKeyHash> forwarders_;
   // Plain acks of this loop turn, per peer.
   std::map<std::string, std::vector<uint64_t>> pending_acks_;
   bool flush_posted_ = false;

@@ -47,6 +47,12 @@ struct BackupOptions {
   // --backup-move-on-access: a node that serves a session it is not primary of takes it over
   // (true) or forwards the operation to the primary (false).
   bool move_on_access = true;
+  // --backup-move-after: with move_on_access, how many consecutive accesses to a session from
+  // one node (no other access between them) are forwarded to the primary before the next one
+  // takes it over. 0: the first access moves it. The default 1 moves a session on the second
+  // access in a row, so the rare request a sticky load balancer sends elsewhere costs one
+  // forward instead of a move there and another one back.
+  uint32_t move_after = 1;
   // sync: how long a write waits for its backups' (and, on create, the proxies') acks.
   std::chrono::milliseconds ack_timeout{2000};
   // How long a fetch, forward or cluster-wide query may take, retries included.

@@ -175,7 +175,7 @@ class BackupCluster : public ::testing::Test {
 };
 
 TEST_F(BackupCluster, CreatedOnOneNodeReadOnAnotherMovesOwnership) {
-  StartCluster(3);
+  StartCluster(3, {"--backup-move-after", "0"});  // the first access moves the session
   auto c1 = ClientOf(node(0));
   auto c3 = ClientOf(node(2));
   ASSERT_TRUE(c1 && c3);
@@ -189,6 +189,26 @@ TEST_F(BackupCluster, CreatedOnOneNodeReadOnAnotherMovesOwnership) {
   EXPECT_EQ(got->attributes().at("cart"), "3 items");
   EXPECT_EQ(Metric(node(2), "sessiond_sessions_primary"), 1);
   EXPECT_EQ(Metric(node(0), "sessiond_sessions_primary"), 0);
+  EXPECT_TRUE(Eventually([&] { return Redundant(1, 1); })) << Gauges();
+}
+
+TEST_F(BackupCluster, TheSecondAccessInARowFromANodeMovesTheSession) {
+  StartCluster(3);  // --backup-move-after 1
+  auto c1 = ClientOf(node(0));
+  auto c3 = ClientOf(node(2));
+  ASSERT_TRUE(c1 && c3);
+  Result<v1::Session> created = c1->Create(v1::CreateRequest());
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  Result<v1::Session> updated = c3->Update(SetAttribute(created->id(), "k", "v"));
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(Metric(node(0), "sessiond_sessions_primary"), 1);
+  EXPECT_EQ(Metric(node(2), "sessiond_backup_forwards_total"), 1);
+  Result<v1::Session> got = c3->Get(created->id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("k"), "v");
+  EXPECT_EQ(Metric(node(2), "sessiond_sessions_primary"), 1);
+  EXPECT_EQ(Metric(node(0), "sessiond_sessions_primary"), 0);
+  EXPECT_EQ(Metric(node(2), "sessiond_backup_moves_total"), 1);
   EXPECT_TRUE(Eventually([&] { return Redundant(1, 1); })) << Gauges();
 }
 

@@ -230,6 +230,7 @@ TEST_F(BackupManagerTest, CreatePlacesOnePrimaryKBackupsAndProxiesElsewhere) {
 }
 
 TEST_F(BackupManagerTest, CreatedOnOneNodeReadOnAnotherMovesOwnership) {
+  backup_options_.move_after = 0;  // the first access moves the session
   StartAll({"a", "b", "c"});
   const v1::Session s = Create("a", {{"cart", "3 items"}});
   Result<v1::Session> got = Read("c", s.id());
@@ -254,6 +255,7 @@ TEST_F(BackupManagerTest, CreatedOnOneNodeReadOnAnotherMovesOwnership) {
 // A move keeps the old primary as the first backup: it holds the current copy, so nothing is
 // copied to it, and a move to a node that holds a current copy carries no session at all.
 TEST_F(BackupManagerTest, AMoveCopiesNoSessionToNodesThatHoldOne) {
+  backup_options_.move_after = 0;  // the first access moves the session
   StartAll({"a", "b", "c"});
   const v1::Session s = Create("a", {{"cart", "3 items"}});
   const std::string backup = M("b").Roles().backup == 1 ? "b" : "c";
@@ -289,6 +291,59 @@ TEST_F(BackupManagerTest, AMoveCopiesNoSessionToNodesThatHoldOne) {
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->attributes().at("cart"), "5 items");
   EXPECT_EQ(got->version(), 3u);
+}
+
+// The default (move_after 1): an access from another node is forwarded; the second in a row
+// from the same node runs on the primary and hands the session over in the same round trip.
+TEST_F(BackupManagerTest, TheSecondForwardedAccessInARowMovesTheSession) {
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"cart", "3 items"}});
+  const std::string backup = M("b").Roles().backup == 1 ? "b" : "c";
+  const std::string proxy = backup == "b" ? "c" : "b";
+  ASSERT_TRUE(Read(proxy, s.id()).ok());
+  EXPECT_EQ(Counter(proxy, "backup_forwards"), 1u);
+  EXPECT_EQ(M("a").Roles().primary, 1u);
+  // A local access between two forwarded ones ends the run.
+  ASSERT_TRUE(Read("a", s.id()).ok());
+  ASSERT_TRUE(Read(proxy, s.id()).ok());
+  EXPECT_EQ(M("a").Roles().primary, 1u);
+  EXPECT_EQ(M(proxy).Roles().primary, 0u);
+  // The second in a row moves it: the update runs on a, then the proxy becomes primary with
+  // the updated session and a stays as its backup.
+  Result<v1::Session> updated = Set(proxy, s.id(), "cart", "4 items");
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(updated->version(), 2u);
+  EXPECT_EQ(M(proxy).Roles().primary, 1u);
+  EXPECT_EQ(Counter(proxy, "backup_moves_in"), 1u);
+  EXPECT_EQ(Counter(proxy, "backup_forwards"), 3u);
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, 1, 1));
+  EXPECT_EQ(M("a").Roles().backup, 1u);
+  Result<v1::Session> got = Read(proxy, s.id());
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->attributes().at("cart"), "4 items");
+  EXPECT_EQ(got->version(), 2u);
+  // Back to a, the backup: two updates in a row from a; the second is confirmed by a's copy,
+  // so the hand-over carries no session and a's copy is the one it serves from then on.
+  const uint64_t puts_before = Counter(proxy, "backup_puts_sent");
+  ASSERT_TRUE(Set("a", s.id(), "cart", "5 items").ok());
+  updated = Set("a", s.id(), "cart", "6 items");
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(updated->version(), 4u);
+  EXPECT_EQ(M("a").Roles().primary, 1u);
+  EXPECT_EQ(Counter(proxy, "backup_puts_sent"), puts_before);
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, 1, 1));
+  got = Read("a", s.id());
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->attributes().at("cart"), "6 items");
+  EXPECT_EQ(got->version(), 4u);
+  // The new backup (the proxy, the old primary) has the last acknowledged write.
+  Crash("a");
+  DeclareDead({"b", "c"});
+  ASSERT_TRUE(RunUntil(io_, [&] { return M(proxy).Roles().primary == 1; }));
+  got = Read(proxy, s.id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("cart"), "6 items");
+  EXPECT_EQ(got->version(), 4u);
 }
 
 TEST_F(BackupManagerTest, MoveOnAccessFalseForwardsToThePrimary) {

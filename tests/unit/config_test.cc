@@ -56,6 +56,10 @@ TEST(DaemonConfigTest, DefaultsMatchTheDesign) {
   EXPECT_EQ(config.peer_dead_after, std::chrono::milliseconds(1800));
   EXPECT_EQ(config.backups, 1u);
   EXPECT_TRUE(config.backup_move_on_access);
+  EXPECT_EQ(config.backup_move_after, 1u);
+  EXPECT_EQ(config.backup_ack_timeout, std::chrono::milliseconds(2000));
+  EXPECT_EQ(config.backup_fetch_timeout, std::chrono::milliseconds(2000));
+  EXPECT_EQ(config.backup_handoff_timeout, std::chrono::milliseconds(5000));
   EXPECT_EQ(config.max_frame_bytes, 16u << 20);
   EXPECT_EQ(config.max_connections, 10'000u);
   EXPECT_EQ(config.log_level, "info");
@@ -150,6 +154,20 @@ TEST(DaemonConfigTest, TheAckDefaultsToAsyncInDeltaAndSyncInBackup) {
             ReplicationAck::kSync);
   EXPECT_EQ(ParseOk({"--mode", "backup", "--replication-ack", "async"}).replication_ack,
             ReplicationAck::kAsync);
+}
+
+TEST(DaemonConfigTest, BackupFlagsAreCheckedAndKept) {
+  const DaemonConfig config =
+      ParseOk({"--mode", "backup", "--backup-move-after", "0", "--backup-ack-timeout-ms", "750",
+               "--backup-fetch-timeout-ms", "3000", "--backup-handoff-timeout-ms", "9000"});
+  EXPECT_EQ(config.backup_move_after, 0u);
+  EXPECT_EQ(config.backup_ack_timeout, std::chrono::milliseconds(750));
+  EXPECT_EQ(config.backup_fetch_timeout, std::chrono::milliseconds(3000));
+  EXPECT_EQ(config.backup_handoff_timeout, std::chrono::milliseconds(9000));
+  ExpectUsageError({"--backup-move-after", "5000"}, "out of range");
+  ExpectUsageError({"--backup-ack-timeout-ms", "0"}, "out of range");
+  ExpectUsageError({"--backup-fetch-timeout-ms", "5"}, "out of range");
+  ExpectUsageError({"--backup-handoff-timeout-ms", "700000"}, "out of range");
 }
 
 TEST(DaemonConfigTest, ClusterFlagsAreCheckedAndKept) {
