@@ -212,7 +212,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     auto self = shared_from_this();
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
-    if (RoleOf(*key) != Role::kPrimary) {
+    if (!IsPrimary(*key)) {
       v1::ClientRequest op;
       *op.mutable_get() = request;
       Result<std::optional<v1::ClientResponse>> routed =
@@ -228,7 +228,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     auto self = shared_from_this();
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
-    if (RoleOf(*key) != Role::kPrimary) {
+    if (!IsPrimary(*key)) {
       v1::ClientRequest op;
       *op.mutable_update() = request;
       Result<std::optional<v1::ClientResponse>> routed =
@@ -246,7 +246,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     auto self = shared_from_this();
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
-    if (RoleOf(*key) != Role::kPrimary) {
+    if (!IsPrimary(*key)) {
       v1::ClientRequest forwarded;
       *forwarded.mutable_invalidate() = request;
       Result<v1::ClientResponse> answer = co_await Forward(*key, std::move(forwarded));
@@ -262,7 +262,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     auto self = shared_from_this();
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
-    if (RoleOf(*key) != Role::kPrimary) {
+    if (!IsPrimary(*key)) {
       v1::ClientRequest op;
       *op.mutable_rotate_id() = request;
       Result<std::optional<v1::ClientResponse>> routed =
@@ -575,6 +575,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
                                                                            : Role::kProxy;
   }
   Role RoleOf(const SessionKey& key) const { return RoleOf(table_.Nodes(key)); }
+  // RoleOf(key) == kPrimary without building the node list (every client operation asks).
+  bool IsPrimary(const SessionKey& key) const {
+    const PlacementTable::PlacementId id = table_.Find(key);
+    if (id == 0) return false;
+    const int me = table_.IndexOf(self_);
+    return me >= 0 && table_.List(id)[0] == me;
+  }
 
   // Records a placement learnt from a peer, dropping this node's copy when the placement no
   // longer includes it. A placement that would demote this node from primary is refused unless
@@ -1550,13 +1557,12 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   Result<v1::Session> LocalGet(const v1::GetRequest& request) {
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) return SessionStore::NotFoundError(request.id());
-    const std::vector<std::string> nodes = table_.Nodes(*key);
-    if (RoleOf(nodes) != Role::kPrimary) return NotPrimaryNow(request.id());
+    if (!IsPrimary(*key)) return NotPrimaryNow(request.id());
     const int64_t now = options_.clock->NowMs();
     if (request.touch()) {
       Result<const StoredSession*> s = store_.Touch(request.id(), now);
       if (!s.ok()) return s.status();
-      MaybeReplicateTouch(**s, nodes, now);
+      MaybeReplicateTouch(**s, nullptr, now);
       return (*s)->ToProto();
     }
     const StoredSession* s = store_.Find(request.id(), now);
@@ -1578,7 +1584,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     }
     v1::Session session = updated->session->ToProto();
     if (!updated->changed) {
-      if (request.touch()) MaybeReplicateTouch(*updated->session, nodes, now);
+      if (request.touch()) MaybeReplicateTouch(*updated->session, &nodes, now);
       co_return session;
     }
     ++counters_.updated;
@@ -1656,13 +1662,15 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   // Replicates an access unless one was replicated within max_idle_s / touch_divisor. The
   // access sent is that far ahead, so a backup never expires the session before the primary.
-  void MaybeReplicateTouch(const StoredSession& s, const std::vector<std::string>& nodes,
+  // `known_nodes`: the session's placement, or nullptr to look it up (only when a touch goes).
+  void MaybeReplicateTouch(const StoredSession& s, const std::vector<std::string>* known_nodes,
                            int64_t now) {
     const int64_t window =
         int64_t{s.max_idle_s()} * 1000 / std::max<uint32_t>(1, backup_.touch_divisor);
     int64_t& sent = touch_sent_[s.key()];
     if (now - sent < window) return;
     sent = now;
+    const std::vector<std::string> nodes = known_nodes ? *known_nodes : table_.Nodes(s.key());
     BackupChange change;
     change.set_kind(BackupChange::TOUCH);
     change.set_id(s.id());
