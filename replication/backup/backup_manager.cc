@@ -440,6 +440,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       const std::string id = key.ToText();
       table_.Erase(key);
       touch_sent_.erase(key);
+      forwarders_.erase(key);
       // A backup's deadline is never earlier than its primary's (touches replicate ahead), so
       // a backup copy expiring here has expired on the primary too; only the primary reports.
       if (nodes.empty() || nodes[0] != self_) continue;
@@ -609,6 +610,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     } else {
       table_.Set(key, nodes);
     }
+    if (nodes.empty() || nodes[0] != self_) forwarders_.erase(key);  // runs count on a primary
     if (!Contains(nodes, self_)) {
       (void)store_.Erase(key.ToText(), options_.clock->NowMs());
       touch_sent_.erase(key);
@@ -1618,6 +1620,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     ++counters_.invalidated;
     table_.Erase(*key);
     touch_sent_.erase(*key);
+    forwarders_.erase(*key);
     BackupChange change;
     change.set_kind(BackupChange::INVALIDATE);
     change.set_id(request.id());
@@ -1645,6 +1648,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     table_.Set(new_key, nodes);
     touch_sent_.erase(*key);
     touch_sent_[new_key] = now;
+    forwarders_.erase(*key);
     BackupChange change;
     change.set_kind(BackupChange::ROTATE_ID);
     change.set_id(request.id());
