@@ -6,9 +6,12 @@
 // removing a session updates the proxies; ordinary updates go to the backups only, so the bytes
 // a write costs stay flat as the cluster grows. Design and promises: docs/backup.md.
 //
-//   - Access anywhere: on a node that is not the primary, an operation fetches the session from
-//     the primary (or a backup that has promoted itself) and takes ownership
-//     (move_on_access, the sticky load-balancer case), or forwards the operation to the primary.
+//   - Access anywhere: on a node that is not the primary, an operation is forwarded to the
+//     primary (or a backup that has promoted itself). With move_on_access (the sticky
+//     load-balancer case) the primary hands the session over in the same reply once move_after
+//     accesses in a row came from that node (move_after 0: the node takes it over at once). A
+//     move keeps the old primary as a backup and copies the session only to nodes without a
+//     current copy.
 //   - Acks: sync (the default) answers a write only when every current backup applied it; a
 //     backup that dies stops being waited for and is replaced; a write no backup confirmed in
 //     time answers UNAVAILABLE.
