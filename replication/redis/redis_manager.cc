@@ -299,23 +299,12 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     if (stopped_) co_return StoppedStatus();
     const std::string& id = request.id();
     if (!SessionKey::FromText(id)) co_return SessionStore::NotFoundError(id);
-    if (!request.touch()) {
-      if (NearCacheActive()) co_return co_await GetThroughCache(id);
-      co_return co_await ReadSession(pool_, id);
-    }
-    // Our own write: drop our copy now rather than when the invalidation arrives.
-    cache_.Invalidate(id);
-    const std::string key = layout_.SessionKey(id);
-    const std::vector<std::string_view> keys{key};
-    const std::vector<std::string_view> args{layout_.prefix(), id};
-    Result<RedisReply> reply = co_await RunScript(scripts_.touch(), keys, args);
-    if (!reply.ok()) co_return reply.status();
-    const std::string_view word = StatusWord(*reply);
-    if (word == "NOT_FOUND") co_return SessionStore::NotFoundError(id);
-    if (word != "OK" || reply->elements().size() != 2) {
-      co_return UnexpectedReply(scripts_.touch(), *reply);
-    }
-    co_return RedisSessionLayout::DecodeSession(id, reply->elements()[1]);
+    if (NearCacheActive()) co_return co_await GetThroughCache(id, request.touch());
+    Result<Read> read = co_await ReadSession(pool_, id, request.touch());
+    if (!read.ok()) co_return read.status();
+    if (request.touch() && read->touch_in_ms <= 0)
+      co_return co_await Touch(std::move(read->session));
+    co_return std::move(read->session);
   }
 
   asio::awaitable<Result<v1::Session>> Update(v1::UpdateRequest request) {
@@ -368,9 +357,21 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     if (word == "TOO_MANY" && parts.size() == 2) {
       co_return checks_.AttributeCount(static_cast<size_t>(parts[1].integer()));
     }
-    if (word != "OK" || parts.size() != 3) co_return UnexpectedReply(scripts_.update(), *reply);
+    if (word != "OK" || parts.size() != 5 || !parts[2].is_integer() || !parts[3].is_integer()) {
+      co_return UnexpectedReply(scripts_.update(), *reply);
+    }
     if (parts[1].integer() != 0) ++counted_.updated;
-    co_return RedisSessionLayout::DecodeSession(id, parts[2]);
+    // The reply holds the hash before the update: apply the request to it, as the script did.
+    Result<v1::Session> session = RedisSessionLayout::DecodeSession(id, parts[4]);
+    if (!session.ok()) co_return session;
+    auto& attributes = *session->mutable_attributes();
+    for (const auto& [name, value] : request.set()) attributes[name] = value;
+    for (const std::string& name : request.remove()) attributes.erase(name);
+    if (request.has_principal()) session->set_principal(request.principal());
+    if (request.has_max_idle_s()) session->set_max_idle_s(request.max_idle_s());
+    session->set_version(static_cast<uint64_t>(parts[2].integer()));
+    session->set_last_access_ms(parts[3].integer());
+    co_return session;
   }
 
   asio::awaitable<Status> Invalidate(v1::InvalidateRequest request) {
@@ -464,6 +465,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     c["redis_subscriptions"] = subscriber_ ? subscriber_->subscriptions() : 0;
     c["redis_events_received"] = events_received_;
     c["redis_script_reloads"] = script_reloads_;
+    c["redis_touches_written"] = touches_written_;
     if (near_cache_enabled()) {
       c["near_cache_entries"] = cache_.size();
       c["near_cache_hits"] = near_cache_hits_;
@@ -601,22 +603,78 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     co_return reply;
   }
 
-  // HGETALL through `pool`.
-  asio::awaitable<Result<v1::Session>> ReadSession(RedisPool& pool, const std::string& id) {
-    RedisCommand read{"HGETALL", layout_.SessionKey(id)};
-    Result<RedisReply> reply = co_await pool.Execute(std::move(read));
-    if (!reply.ok()) co_return reply.status();
-    if (reply->is_error()) co_return RedisError("a session read (HGETALL)", *reply);
-    if (!reply->is_array()) {
-      co_return Internal("Redis answered HGETALL with " + reply->Describe().substr(0, 200) +
-                         "; another program may be using sessiond's keys");
+  // A session as read, and for a read with touch, how long until its access time is due to be
+  // written again (<= 0: now).
+  struct Read {
+    v1::Session session;
+    int64_t touch_in_ms = 0;
+  };
+
+  // The milliseconds until a read of `s` should write its access time: the key's TTL `pttl_ms`
+  // says how long ago the last write of it was (it set the TTL to the idle timeout plus one
+  // touch window, capped by the lifetime), in Redis's time, whatever this node's clock says.
+  static int64_t TouchInMs(const v1::Session& s, int64_t pttl_ms) {
+    if (pttl_ms < 0) return 0;  // no TTL (-1): someone removed it; a touch puts it back
+    const int64_t idle_ms = int64_t{s.max_idle_s()} * 1000;
+    const int64_t window = idle_ms / RedisSessionScripts::kTouchDivisor;
+    int64_t ttl_set = idle_ms + window;
+    if (s.max_lifetime_s() > 0) {
+      ttl_set = std::min(ttl_set,
+                         s.created_ms() + int64_t{s.max_lifetime_s()} * 1000 - s.last_access_ms());
     }
-    if (reply->elements().empty()) co_return SessionStore::NotFoundError(id);
-    co_return RedisSessionLayout::DecodeSession(id, *reply);
+    return window - (ttl_set - pttl_ms);
   }
 
-  asio::awaitable<Result<v1::Session>> GetThroughCache(const std::string& id) {
-    if (cache_.Find(id, options_.clock->NowMs()) != nullptr) {
+  // HGETALL through `pool`, pipelined with PTTL when `with_ttl` (to fill touch_in_ms).
+  asio::awaitable<Result<Read>> ReadSession(RedisPool& pool, const std::string& id, bool with_ttl) {
+    const std::string key = layout_.SessionKey(id);
+    std::vector<RedisCommand> commands;
+    commands.push_back(RedisCommand{"HGETALL", key});
+    if (with_ttl) commands.push_back(RedisCommand{"PTTL", key});
+    Result<std::vector<RedisReply>> replies = co_await pool.ExecuteAll(std::move(commands));
+    if (!replies.ok()) co_return replies.status();
+    const RedisReply& fields = replies->front();
+    if (fields.is_error()) co_return RedisError("a session read (HGETALL)", fields);
+    if (!fields.is_array()) {
+      co_return Internal("Redis answered HGETALL with " + fields.Describe().substr(0, 200) +
+                         "; another program may be using sessiond's keys");
+    }
+    if (fields.elements().empty()) co_return SessionStore::NotFoundError(id);
+    Result<v1::Session> session = RedisSessionLayout::DecodeSession(id, fields);
+    if (!session.ok()) co_return session.status();
+    Read read{std::move(session).value(), 0};
+    if (with_ttl) {
+      const RedisReply& ttl = replies->back();
+      if (!ttl.is_integer()) co_return RedisError("a session read (PTTL)", ttl);
+      read.touch_in_ms = TouchInMs(read.session, ttl.integer());
+    }
+    co_return read;
+  }
+
+  // Writes the access time of `read` (a session just read, whose touch is due) with the touch
+  // script, and returns it with that access time.
+  asio::awaitable<Result<v1::Session>> Touch(v1::Session read) {
+    // Our own write: drop our copy now rather than when the invalidation arrives.
+    cache_.Invalidate(read.id());
+    ++touches_written_;
+    const std::string key = layout_.SessionKey(read.id());
+    const std::vector<std::string_view> keys{key};
+    const std::vector<std::string_view> args{layout_.prefix(), read.id()};
+    Result<RedisReply> reply = co_await RunScript(scripts_.touch(), keys, args);
+    if (!reply.ok()) co_return reply.status();
+    const std::string_view word = StatusWord(*reply);
+    if (word == "NOT_FOUND") co_return SessionStore::NotFoundError(read.id());
+    if (word != "OK" || reply->elements().size() != 2 || !reply->elements()[1].is_integer()) {
+      co_return UnexpectedReply(scripts_.touch(), *reply);
+    }
+    read.set_last_access_ms(reply->elements()[1].integer());
+    co_return read;
+  }
+
+  // A read through the near cache. A read with touch is served from the cache only while its
+  // access time is not due to be written (the fill read the key's TTL to know when it is).
+  asio::awaitable<Result<v1::Session>> GetThroughCache(const std::string& id, bool touch) {
+    if (cache_.Find(id, options_.clock->NowMs(), touch) != nullptr) {
       bool current = true;
       if (redis_.near_cache == RedisNearCacheMode::kValidated) {
         // Behind this PING come every invalidation Redis sent before it: after it, the copy
@@ -624,26 +682,34 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
         current = (co_await subscriber_->Barrier()).ok();
       }
       if (current) {
-        if (const v1::Session* cached = cache_.Find(id, options_.clock->NowMs())) {
+        if (const v1::Session* cached = cache_.Find(id, options_.clock->NowMs(), touch)) {
           ++near_cache_hits_;
           co_return *cached;
         }
       }
     }
     ++near_cache_misses_;
-    if (!NearCacheActive()) co_return co_await ReadSession(pool_, id);
-    const uint64_t token = cache_.BeginFill(id);
-    Result<v1::Session> read = co_await ReadSession(*tracked_, id);
-    if (read.ok()) {
-      cache_.EndFill(id, token, *read);
+    Result<Read> read = Unavailable("");
+    if (!NearCacheActive()) {
+      read = co_await ReadSession(pool_, id, touch);
     } else {
-      cache_.AbandonFill(id, token);
-      // The tracked connection failed, not necessarily Redis: the request pool may still serve.
-      if (read.status().code() == v1::UNAVAILABLE && pool_.connected() > 0) {
-        co_return co_await ReadSession(pool_, id);
+      const int64_t filled_at = options_.clock->NowMs();
+      const uint64_t token = cache_.BeginFill(id);
+      read = co_await ReadSession(*tracked_, id, /*with_ttl=*/true);
+      if (read.ok()) {
+        cache_.EndFill(id, token, read->session, filled_at + read->touch_in_ms);
+      } else {
+        cache_.AbandonFill(id, token);
+        // The tracked connection failed, not necessarily Redis: the request pool may still
+        // serve.
+        if (read.status().code() == v1::UNAVAILABLE && pool_.connected() > 0) {
+          read = co_await ReadSession(pool_, id, touch);
+        }
       }
     }
-    co_return read;
+    if (!read.ok()) co_return read.status();
+    if (touch && read->touch_in_ms <= 0) co_return co_await Touch(std::move(read->session));
+    co_return std::move(read->session);
   }
 
   // Returns once the event subscription is up (OnSubscribed wakes it), or after `timeout`.
@@ -780,6 +846,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
   SessionCounters counted_;
   uint64_t events_received_ = 0;
   uint64_t script_reloads_ = 0;
+  uint64_t touches_written_ = 0;
   uint64_t near_cache_hits_ = 0;
   uint64_t near_cache_misses_ = 0;
 };

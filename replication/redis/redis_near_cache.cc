@@ -17,13 +17,14 @@ int64_t DeadlineOf(const v1::Session& s) {
 RedisNearCache::RedisNearCache(size_t max_entries)
     : max_entries_(std::max<size_t>(1, max_entries)) {}
 
-const v1::Session* RedisNearCache::Find(const std::string& id, int64_t now_ms) {
+const v1::Session* RedisNearCache::Find(const std::string& id, int64_t now_ms, bool touch) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return nullptr;
   if (it->second.deadline_ms <= now_ms) {
     Erase(it);
     return nullptr;
   }
+  if (touch && it->second.touch_due_ms <= now_ms) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second.lru);
   return &it->second.session;
 }
@@ -34,14 +35,15 @@ uint64_t RedisNearCache::BeginFill(const std::string& id) {
   return token;
 }
 
-void RedisNearCache::EndFill(const std::string& id, uint64_t token, const v1::Session& session) {
+void RedisNearCache::EndFill(const std::string& id, uint64_t token, const v1::Session& session,
+                             int64_t touch_due_ms) {
   auto fill = fills_.find(id);
   if (fill == fills_.end() || fill->second != token) return;  // invalidated meanwhile
   fills_.erase(fill);
   if (auto it = entries_.find(id); it != entries_.end()) Erase(it);
   while (entries_.size() >= max_entries_) Erase(entries_.find(lru_.back()));
   lru_.push_front(id);
-  entries_.emplace(id, Entry{session, DeadlineOf(session), lru_.begin()});
+  entries_.emplace(id, Entry{session, DeadlineOf(session), touch_due_ms, lru_.begin()});
 }
 
 void RedisNearCache::AbandonFill(const std::string& id, uint64_t token) {

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <list>
 #include <optional>
 #include <string>
@@ -32,14 +33,18 @@ class RedisNearCache {
  public:
   explicit RedisNearCache(size_t max_entries);
 
-  // The cached session `id`, or nullptr when absent or past its deadline at `now_ms`. Valid
-  // until the next call that changes the cache.
-  const v1::Session* Find(const std::string& id, int64_t now_ms);
+  // The cached session `id`, or nullptr when absent or past its deadline at `now_ms`, or, for
+  // a read with `touch`, when its access time is due to be written at `now_ms`. Valid until the
+  // next call that changes the cache.
+  const v1::Session* Find(const std::string& id, int64_t now_ms, bool touch = false);
 
   // Starts a fill of `id`; pass the token to EndFill with the read's result.
   uint64_t BeginFill(const std::string& id);
-  // Caches `session` if no invalidation or flush came since BeginFill returned `token`.
-  void EndFill(const std::string& id, uint64_t token, const v1::Session& session);
+  // Caches `session` if no invalidation or flush came since BeginFill returned `token`. From
+  // `touch_due_ms` on, reads with touch are not served from it (they must write the access
+  // time in Redis); by default they never are.
+  void EndFill(const std::string& id, uint64_t token, const v1::Session& session,
+               int64_t touch_due_ms = std::numeric_limits<int64_t>::min());
   // Ends a fill that read nothing (the session was not found, or the read failed).
   void AbandonFill(const std::string& id, uint64_t token);
 
@@ -56,6 +61,7 @@ class RedisNearCache {
   struct Entry {
     v1::Session session;
     int64_t deadline_ms;
+    int64_t touch_due_ms;
     std::list<std::string>::iterator lru;  // into lru_, most recent first
   };
 

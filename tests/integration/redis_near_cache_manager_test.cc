@@ -101,12 +101,28 @@ class RedisNearCacheManagerTest : public ::testing::Test {
     return s.ok() ? s->id() : "";
   }
 
+  // A command on a connection of the test's own.
+  RedisReply Query(std::vector<std::string> args) {
+    if (!inspector_ || !inspector_->is_open()) {
+      Result<RedisUrl> url = RedisUrl::Parse(redis_.url());
+      Result<std::shared_ptr<RedisConnection>> c =
+          Await(RedisConnection::Connect(io_.get_executor(), *url, {}));
+      EXPECT_TRUE(c.ok()) << c.status().ToString();
+      if (!c.ok()) return RedisReply::Error("no connection");
+      inspector_ = *c;
+    }
+    Result<RedisReply> reply = Await(inspector_->Execute(RedisCommand(args)));
+    EXPECT_TRUE(reply.ok()) << reply.status().ToString();
+    return reply.ok() ? *reply : RedisReply::Error(reply.status().message());
+  }
+
   uint64_t Counter(RedisManager& m, const std::string& name) {
     return m.Stats().counters().at(name);
   }
 
   RedisProcess redis_;
   asio::io_context io_;
+  std::shared_ptr<RedisConnection> inspector_;
   SystemClock clock_;
   RandomIdGenerator ids_;
 };
@@ -148,6 +164,27 @@ TEST_F(RedisNearCacheManagerTest, ServesRepeatedReadsFromMemoryAndDropsWhatChang
   v1::GetRequest get;
   get.set_id(id);
   EXPECT_EQ(Await(reader->Get(get)).status().code(), v1::NOT_FOUND);
+}
+
+// A read with touch is served from the cache while the session's access time is not due to be
+// written (the fill read the key's TTL); once it is due, the read goes to Redis and writes it.
+TEST_F(RedisNearCacheManagerTest, ReadsWithTouchAreServedFromMemoryUntilTheTouchIsDue) {
+  auto reader = Started("n1", RedisNearCacheMode::kValidated);
+  const std::string id = CreateSession(*reader);  // 60 s idle: a 15 s touch window
+  v1::GetRequest get;
+  get.set_id(id);
+  get.set_touch(true);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Await(reader->Get(get)).ok());
+  EXPECT_EQ(Counter(*reader, "near_cache_misses"), 1u);
+  EXPECT_EQ(Counter(*reader, "near_cache_hits"), 4u);
+  EXPECT_EQ(Counter(*reader, "redis_touches_written"), 0u);
+
+  // As if 20 s had passed since the last write of the access time: the next fill sees it due.
+  EXPECT_EQ(Query({"PEXPIRE", "sd:s:" + id, "55000"}).integer(), 1);
+  ASSERT_TRUE(RunUntil([&] { return Counter(*reader, "near_cache_invalidations") >= 1; }));
+  ASSERT_TRUE(Await(reader->Get(get)).ok());
+  EXPECT_EQ(Counter(*reader, "redis_touches_written"), 1u);
+  EXPECT_GT(Query({"PTTL", "sd:s:" + id}).integer(), 70'000);
 }
 
 TEST_F(RedisNearCacheManagerTest, FaultFlushesWhenTheInvalidationConnectionDropsAndRecovers) {

@@ -23,6 +23,21 @@ v1::Session SessionWith(const std::string& id, const std::string& value, int64_t
   return s;
 }
 
+TEST(RedisNearCacheTest, ReadsWithTouchAreServedOnlyUntilTheTouchIsDue) {
+  RedisNearCache cache(10);
+  const uint64_t fill = cache.BeginFill("s1");
+  cache.EndFill("s1", fill, SessionWith("s1", "v1"), /*touch_due_ms=*/kNow + 1000);
+  EXPECT_NE(cache.Find("s1", kNow, /*touch=*/true), nullptr);
+  EXPECT_EQ(cache.Find("s1", kNow + 1000, /*touch=*/true), nullptr);
+  EXPECT_NE(cache.Find("s1", kNow + 1000), nullptr);  // a plain read still may
+
+  // A fill that did not learn when the touch is due never serves a read with touch.
+  const uint64_t plain = cache.BeginFill("s2");
+  cache.EndFill("s2", plain, SessionWith("s2", "v1"));
+  EXPECT_EQ(cache.Find("s2", kNow, /*touch=*/true), nullptr);
+  EXPECT_NE(cache.Find("s2", kNow), nullptr);
+}
+
 TEST(RedisNearCacheTest, AFillIsKeptUnlessAnInvalidationCameFirst) {
   RedisNearCache cache(10);
   const uint64_t fill = cache.BeginFill("s1");
