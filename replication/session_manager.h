@@ -76,6 +76,11 @@ class SessionManager {
   // Subscribes `sink` to the events of the sessions named in `ids` (every session when empty).
   // A watch on an id follows it through RotateId. The subscription lasts as long as the handle.
   virtual std::unique_ptr<WatchHandle> Watch(std::vector<std::string> ids, EventSink sink) = 0;
+  // Called before Watch when a client asks for a watch; returns once a watch made right after it
+  // is live: it sees every change applied from then on. Redis mode hears events only while it
+  // has watches, and waits here for Redis to confirm its subscription; the other modes are live
+  // at once.
+  virtual asio::awaitable<void> PrepareWatch() { co_return; }
 
   // Node id, mode, sessions held and mode-specific counters.
   virtual v1::NodeStats Stats() const = 0;

@@ -46,8 +46,8 @@ asio::awaitable<void> RequestHandler::Handle(v1::ClientRequest& request,
           Metrics::Op::kFindByPrincipal,
           manager_.FindByPrincipal(std::move(*request.mutable_find_by_principal())), response);
     case v1::ClientRequest::kWatch:
-      Watch(*request.mutable_watch(), request.request_id(), connection, response);
-      return Answered(Metrics::Op::kWatch, response, start);
+      return AnswerWatch(std::move(*request.mutable_watch()), request.request_id(), connection,
+                         response, start);
     case v1::ClientRequest::kPing:
       return Answered(Metrics::Op::kPing, response, start);
     case v1::ClientRequest::kStats:
@@ -107,6 +107,16 @@ asio::awaitable<void> RequestHandler::Answered(Metrics::Op op, const v1::ClientR
 }
 
 asio::awaitable<void> RequestHandler::AnsweredWithoutOp() { co_return; }
+
+asio::awaitable<void> RequestHandler::AnswerWatch(v1::WatchRequest request, uint64_t watch_id,
+                                                  ConnectionContext& connection,
+                                                  v1::ClientResponse& response,
+                                                  Clock::time_point start) {
+  co_await manager_.PrepareWatch();
+  // The watch and its answer in one turn of the loop: no event can go out before the answer.
+  Watch(request, watch_id, connection, response);
+  Record(Metrics::Op::kWatch, response, start);
+}
 
 void RequestHandler::Watch(v1::WatchRequest& request, uint64_t watch_id,
                            ConnectionContext& connection, v1::ClientResponse& response) {

@@ -48,6 +48,10 @@ class RequestHandler {
                                  std::chrono::steady_clock::time_point start);
   // For a request with no operation, answered (and counted) by Handle.
   static asio::awaitable<void> AnsweredWithoutOp();
+  // A watch, made and answered once the manager is ready for it (PrepareWatch).
+  asio::awaitable<void> AnswerWatch(v1::WatchRequest request, uint64_t watch_id,
+                                    ConnectionContext& connection, v1::ClientResponse& response,
+                                    std::chrono::steady_clock::time_point start);
   void Watch(v1::WatchRequest& request, uint64_t watch_id, ConnectionContext& connection,
              v1::ClientResponse& response);
   void Record(Metrics::Op op, const v1::ClientResponse& response,

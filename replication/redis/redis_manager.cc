@@ -160,7 +160,8 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
         tls_(MakeTls(redis_, &tls_error_)),
         pool_(executor_, redis_.url, PoolOptions(redis_.connections, "pool")),
         cache_(redis_.near_cache_max_entries),
-        subscribed_signal_(executor_) {}
+        subscribed_signal_(executor_),
+        unwatch_timer_(executor_) {}
 
   asio::awaitable<Status> Start() {
     if (started_) co_return Status::Ok();
@@ -174,8 +175,8 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
       return self->scripts_.LoadAll();
     });
 
-    std::vector<std::string> channels{layout_.events_channel(), layout_.expired_channel(),
-                                      layout_.evicted_channel()};
+    // The events channel is subscribed to only while this node has watches (see Watch).
+    std::vector<std::string> channels{layout_.expired_channel(), layout_.evicted_channel()};
     if (near_cache_enabled()) channels.emplace_back(RedisSessionLayout::kInvalidateChannel);
     RedisSubscriber::Handlers handlers;
     handlers.prepare = [weak](std::shared_ptr<RedisConnection> c) -> asio::awaitable<void> {
@@ -241,6 +242,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     if (stopped_) return;
     stopped_ = true;
     subscribed_signal_.cancel();
+    unwatch_timer_.cancel();
     pool_.Stop();
     if (subscriber_) subscriber_->Stop();
     if (tracked_) tracked_->Stop();
@@ -448,8 +450,25 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     co_return list;
   }
 
+  // Events are published on a channel every change script publishes to, and Redis writes each
+  // message to every subscribed connection: so a node subscribes only while it has watches, and
+  // a change nobody watches costs Redis no writes. PrepareWatch subscribes before the watch is
+  // made and answered; a node keeps the subscription for unwatch_grace after its last watch.
+  asio::awaitable<void> PrepareWatch() {
+    auto self = shared_from_this();
+    if (!subscriber_ || stopped_) co_return;
+    co_await subscriber_->Want(layout_.events_channel());
+    if (watches_ == 0) ArmUnwatch();  // in case no watch follows
+  }
+
   std::unique_ptr<WatchHandle> Watch(std::vector<std::string> ids, EventSink sink) {
-    return hub_.Subscribe(std::move(ids), std::move(sink));
+    if (subscriber_ && !stopped_ && !subscriber_->SubscribedTo(layout_.events_channel())) {
+      // Not prepared (a caller inside this process): subscribe now, live shortly.
+      asio::co_spawn(executor_, subscriber_->Want(layout_.events_channel()), asio::detached);
+    }
+    ++watches_;
+    return std::make_unique<CountedWatch>(hub_.Subscribe(std::move(ids), std::move(sink)),
+                                          weak_from_this());
   }
 
   v1::NodeStats Stats() const {
@@ -825,6 +844,38 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     }
   }
 
+  // A watch that tells the manager when it ends, so it can unsubscribe from events.
+  class CountedWatch : public WatchHandle {
+   public:
+    CountedWatch(std::unique_ptr<WatchHandle> watch, std::weak_ptr<Impl> impl)
+        : watch_(std::move(watch)), impl_(std::move(impl)) {}
+    ~CountedWatch() override {
+      watch_.reset();
+      if (std::shared_ptr<Impl> impl = impl_.lock()) impl->OnWatchEnded();
+    }
+
+   private:
+    std::unique_ptr<WatchHandle> watch_;
+    std::weak_ptr<Impl> impl_;
+  };
+
+  void OnWatchEnded() {
+    if (watches_ > 0) --watches_;
+    if (watches_ == 0) ArmUnwatch();
+  }
+
+  // Unsubscribes from events unwatch_grace from now unless a watch is made meanwhile.
+  void ArmUnwatch() {
+    if (stopped_ || !subscriber_) return;
+    unwatch_timer_.expires_after(redis_.unwatch_grace);
+    std::weak_ptr<Impl> weak = weak_from_this();
+    unwatch_timer_.async_wait([weak](const boost::system::error_code& ec) {
+      std::shared_ptr<Impl> self = weak.lock();
+      if (ec || !self || self->stopped_ || self->watches_ > 0) return;
+      self->subscriber_->Unwant(self->layout_.events_channel());
+    });
+  }
+
   asio::any_io_executor executor_;
   const ManagerOptions options_;
   const RedisOptions redis_;
@@ -839,6 +890,8 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
   RedisNearCache cache_;
   EventHub hub_;
   asio::steady_timer subscribed_signal_;  // cancelled on every subscription; see WaitSubscribed
+  asio::steady_timer unwatch_timer_;      // see ArmUnwatch
+  size_t watches_ = 0;                    // live watches (CountedWatch)
   bool started_ = false;
   bool stopped_ = false;
   std::string keyspace_problem_;  // "" when expiry events are known to be on
@@ -900,6 +953,11 @@ asio::awaitable<Result<v1::SessionList>> RedisManager::FindByPrincipal(
 
 std::unique_ptr<WatchHandle> RedisManager::Watch(std::vector<std::string> ids, EventSink sink) {
   return impl_->Watch(std::move(ids), std::move(sink));
+}
+
+asio::awaitable<void> RedisManager::PrepareWatch() {
+  std::shared_ptr<Impl> impl = impl_;
+  co_await impl->PrepareWatch();
 }
 
 v1::NodeStats RedisManager::Stats() const { return impl_->Stats(); }

@@ -8,7 +8,8 @@
 //    modes give.
 //  - Events cross nodes on a pub/sub channel that every change publishes to inside its
 //    script, and expiries come from Redis keyspace notifications; each node hands them to its
-//    own watches, once, in the order Redis applied the changes.
+//    own watches, once, in the order Redis applied the changes. A node subscribes to the
+//    events channel only while it has watches, so unwatched changes cost Redis no writes.
 //  - While Redis is unreachable every request answers UNAVAILABLE and Ready() says so; the
 //    connections come back by themselves.
 //  - With the near cache, reads are served from memory, kept honest by CLIENT TRACKING.
@@ -66,6 +67,9 @@ struct RedisOptions {
   // not (or Redis refuses), expiry events depend on Redis's own configuration, and the log and
   // Ready() say so.
   bool configure_keyspace_events = true;
+  // How long a node stays subscribed to the events channel after its last watch ends (it
+  // subscribes only while it has watches).
+  std::chrono::milliseconds unwatch_grace{10'000};
   RedisNearCacheMode near_cache = RedisNearCacheMode::kOff;
   size_t near_cache_max_entries = 100'000;
 };
@@ -91,6 +95,9 @@ class RedisManager final : public SessionManager {
   asio::awaitable<Result<v1::SessionList>> FindByPrincipal(
       v1::FindByPrincipalRequest request) override;
   std::unique_ptr<WatchHandle> Watch(std::vector<std::string> ids, EventSink sink) override;
+  // Subscribes this node to the events channel (it listens only while it has watches, and
+  // unwatch_grace after) and returns once Redis confirmed it.
+  asio::awaitable<void> PrepareWatch() override;
   // `sessions` is the near cache's size (the node holds no sessions of its own); the counters
   // cover operations, Redis connections, events and the near cache.
   v1::NodeStats Stats() const override;

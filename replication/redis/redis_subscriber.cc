@@ -1,6 +1,7 @@
 #include "replication/redis/redis_subscriber.h"
 
 #include <random>
+#include <set>
 #include <utility>
 
 #include "replication/redis/backoff.h"
@@ -27,6 +28,8 @@ struct RedisSubscriber::State {
   asio::steady_timer wake;  // backoff, ping interval, or the connection closing
   Backoff backoff;
   std::shared_ptr<RedisConnection> connection;  // set while subscribed
+  std::set<std::string> wanted;                 // optional channels (Want)
+  std::set<std::string> subscribed;             // of those, confirmed on `connection`
   int64_t client_id = 0;
   bool started = false;
   bool stopped = false;
@@ -80,8 +83,10 @@ asio::awaitable<Status> RedisSubscriber::Subscribe(std::shared_ptr<State> state,
   });
   std::vector<std::string> args{"SUBSCRIBE"};
   args.insert(args.end(), state->channels.begin(), state->channels.end());
+  const std::set<std::string> extra = state->wanted;
+  args.insert(args.end(), extra.begin(), extra.end());
   Result<std::vector<RedisReply>> confirmations =
-      co_await connection->ExecuteExpecting(RedisCommand(args), state->channels.size());
+      co_await connection->ExecuteExpecting(RedisCommand(args), args.size() - 1);
   if (!confirmations.ok()) co_return confirmations.status();
   for (const RedisReply& reply : *confirmations) {
     if (!reply.is_array() || reply.elements().empty() || !reply.elements()[0].IsText("subscribe")) {
@@ -90,7 +95,42 @@ asio::awaitable<Status> RedisSubscriber::Subscribe(std::shared_ptr<State> state,
     }
   }
   state->client_id = id->integer();
+  state->subscribed = extra;
   co_return Status::Ok();
+}
+
+asio::awaitable<void> RedisSubscriber::Change(std::shared_ptr<State> state, std::string channel,
+                                              bool subscribe) {
+  std::shared_ptr<RedisConnection> connection = state->connection;
+  if (!connection || !connection->is_open()) co_return;
+  RedisCommand command{subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE", channel};
+  Result<std::vector<RedisReply>> confirmed =
+      co_await connection->ExecuteExpecting(std::move(command), 1);
+  // A failure has closed the connection; the next one subscribes to what is wanted then.
+  if (!subscribe || !confirmed.ok() || state->connection != connection) co_return;
+  if (state->wanted.contains(channel)) {
+    state->subscribed.insert(channel);
+  } else if (!state->subscribed.contains(channel)) {
+    co_await Change(state, std::move(channel), false);  // unwanted while it was on its way
+  }
+}
+
+asio::awaitable<void> RedisSubscriber::Want(std::string channel) {
+  std::shared_ptr<State> state = state_;
+  state->wanted.insert(channel);
+  if (state->subscribed.contains(channel)) co_return;
+  co_await Change(state, std::move(channel), true);
+}
+
+void RedisSubscriber::Unwant(const std::string& channel) {
+  state_->wanted.erase(channel);
+  if (state_->subscribed.erase(channel) > 0) {
+    asio::co_spawn(state_->executor, Change(state_, channel, false), asio::detached);
+  }
+}
+
+bool RedisSubscriber::SubscribedTo(const std::string& channel) const {
+  return subscribed() && state_->subscribed.contains(channel);
 }
 
 asio::awaitable<void> RedisSubscriber::Run(std::shared_ptr<State> state) {
@@ -118,6 +158,12 @@ asio::awaitable<void> RedisSubscriber::Run(std::shared_ptr<State> state) {
         state->connection = connection;
         state->backoff.Reset();
         ++state->subscriptions;
+        // Wanted while the subscription was being made: subscribe to those too.
+        for (const std::string& channel : state->wanted) {
+          if (!state->subscribed.contains(channel)) {
+            asio::co_spawn(state->executor, Change(state, channel, true), asio::detached);
+          }
+        }
         if (state->handlers.on_subscribed) state->handlers.on_subscribed(state->client_id);
         // Idle: PING now and then. The reply's deadline is what notices a dead link; the PING
         // itself is not awaited here so this loop keeps waking on close.
@@ -141,6 +187,7 @@ asio::awaitable<void> RedisSubscriber::Run(std::shared_ptr<State> state) {
                                 " was closed");
         }
         state->connection.reset();
+        state->subscribed.clear();
         state->client_id = 0;
         state->last_error = *reason;
         if (!state->stopped && state->handlers.on_lost) state->handlers.on_lost(*reason);

@@ -1,5 +1,6 @@
-// RedisSubscriber: one connection in pub/sub mode, kept subscribed to a fixed set of channels
-// across reconnects (with backoff), and pinged while idle so a silently dead link is noticed.
+// RedisSubscriber: one connection in pub/sub mode, kept subscribed to a fixed set of channels,
+// and to the optional ones its owner wants at the moment (Want / Unwant), across reconnects
+// (with backoff), and pinged while idle so a silently dead link is noticed.
 //
 // It tells its owner when it is subscribed (with the connection's CLIENT ID, which CLIENT
 // TRACKING ... REDIRECT needs), when the subscription is lost (messages published meanwhile are
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +66,16 @@ class RedisSubscriber {
   // not subscribed or the connection fails meanwhile.
   asio::awaitable<Status> Barrier();
 
+  // Subscribes to `channel` as well, now and after every reconnect, until Unwant. Returns once
+  // Redis confirmed the subscription (so every message published after that reaches
+  // on_message), or at once when already subscribed to it, or when the connection is down (it
+  // subscribes when it is back; messages published meanwhile are lost, as for every channel).
+  asio::awaitable<void> Want(std::string channel);
+  // Unsubscribes from a channel Want added.
+  void Unwant(const std::string& channel);
+  // Whether `channel` is wanted and its subscription confirmed on the current connection.
+  bool SubscribedTo(const std::string& channel) const;
+
   bool subscribed() const;
   // The CLIENT ID of the subscribed connection; 0 when not subscribed.
   int64_t client_id() const;
@@ -77,6 +89,10 @@ class RedisSubscriber {
   static asio::awaitable<void> Run(std::shared_ptr<State> state);
   static asio::awaitable<Status> Subscribe(std::shared_ptr<State> state,
                                            std::shared_ptr<RedisConnection> connection);
+  // SUBSCRIBE (or UNSUBSCRIBE) `channel` on the current connection, and for a SUBSCRIBE that
+  // got confirmed, note it (or undo it if the channel stopped being wanted meanwhile).
+  static asio::awaitable<void> Change(std::shared_ptr<State> state, std::string channel,
+                                      bool subscribe);
 
   std::shared_ptr<State> state_;
 };

@@ -67,6 +67,7 @@ class RedisManagerTest : public ::testing::Test {
     options.command_timeout = 2s;
     options.backoff_initial = 20ms;
     options.backoff_max = 200ms;
+    options.unwatch_grace = 200ms;
     options.ping_interval = 200ms;
     return options;
   }
@@ -465,6 +466,7 @@ TEST_F(RedisManagerTest, LimitsAnswerAsInStandaloneMode) {
 TEST_F(RedisManagerTest, PrincipalIndexIsExactAfterInvalidateRotateAndExpiry) {
   auto m = Started("n1");
   std::vector<v1::SessionEvent> expired;
+  AwaitVoid(m->PrepareWatch());  // as the daemon does before a watch
   auto watch = m->Watch({}, [&](const v1::SessionEvent& e) {
     if (e.kind() == v1::SessionEvent::EXPIRED) expired.push_back(e);
   });
@@ -509,6 +511,7 @@ TEST_F(RedisManagerTest, PrincipalIndexIsExactAfterInvalidateRotateAndExpiry) {
 TEST_F(RedisManagerTest, APrincipalIndexExpiresWithItsLastSession) {
   auto m = Started("n1");
   std::vector<std::string> expired;
+  AwaitVoid(m->PrepareWatch());  // as the daemon does before a watch
   auto watch = m->Watch({}, [&](const v1::SessionEvent& e) {
     if (e.kind() == v1::SessionEvent::EXPIRED) expired.push_back(e.id());
   });
@@ -549,6 +552,7 @@ TEST_F(RedisManagerTest, AWatchOnOneNodeSeesChangesAndExpiriesFromAnother) {
   auto m1 = Started("n1");
   auto m2 = Started("n2");
   std::vector<v1::SessionEvent> on_id, on_all;
+  AwaitVoid(m2->PrepareWatch());  // as the daemon does before a watch
   auto all = m2->Watch({}, [&](const v1::SessionEvent& e) { on_all.push_back(e); });
   const v1::Session s = CreateOk(*m1, CreateWith({{"a", "1"}}));
   // Events travel through Redis pub/sub, so one may reach another node after the change was
@@ -556,6 +560,7 @@ TEST_F(RedisManagerTest, AWatchOnOneNodeSeesChangesAndExpiriesFromAnother) {
   ASSERT_TRUE(RunUntil([&] { return on_all.size() == 1; }));
   EXPECT_EQ(on_all[0].kind(), v1::SessionEvent::CREATED);
   EXPECT_EQ(on_all[0].version(), 1u);
+  AwaitVoid(m2->PrepareWatch());  // as the daemon does before a watch
   auto by_id = m2->Watch({s.id()}, [&](const v1::SessionEvent& e) { on_id.push_back(e); });
 
   ASSERT_TRUE(Set(*m1, s.id(), "a", "2").ok());
@@ -594,6 +599,7 @@ TEST_F(RedisManagerTest, AWatchOnOneNodeSeesChangesAndExpiriesFromAnother) {
                 v1::SessionEvent::CHANGED, v1::SessionEvent::CREATED, v1::SessionEvent::EXPIRED}));
   // The writing node's own watch sees its events once too.
   std::vector<v1::SessionEvent> on_m1;
+  AwaitVoid(m1->PrepareWatch());  // as the daemon does before a watch
   auto own = m1->Watch({}, [&](const v1::SessionEvent& e) { on_m1.push_back(e); });
   v1::InvalidateRequest invalidate;
   invalidate.set_id(rotated->id());
@@ -609,6 +615,32 @@ TEST_F(RedisManagerTest, AWatchOnOneNodeSeesChangesAndExpiriesFromAnother) {
   v1::NodeStats stats = m2->Stats();
   EXPECT_EQ(stats.counters().at("sessions_expired"), 1u);
   EXPECT_EQ(stats.counters().at("watchers"), 2u);
+}
+
+// Redis writes every event to every subscribed node: a node subscribes to the events channel
+// only while it has watches (and a grace period after), so unwatched changes cost no writes.
+TEST_F(RedisManagerTest, ANodeListensForEventsOnlyWhileItHasWatches) {
+  auto m1 = Started("n1");
+  auto m2 = Started("n2");
+  auto listeners = [&] { return Query({"PUBSUB", "NUMSUB", "sd:ev"}).elements().at(1).integer(); };
+  EXPECT_EQ(listeners(), 0);
+  const v1::Session s = CreateOk(*m1, CreateWith({{"a", "1"}}));
+  ASSERT_TRUE(Set(*m1, s.id(), "a", "2").ok());
+
+  std::vector<v1::SessionEvent> seen;
+  AwaitVoid(m2->PrepareWatch());
+  EXPECT_EQ(listeners(), 1);
+  auto watch = m2->Watch({s.id()}, [&](const v1::SessionEvent& e) { seen.push_back(e); });
+  ASSERT_TRUE(Set(*m1, s.id(), "a", "3").ok());  // right after the watch: it must see it
+  ASSERT_TRUE(RunUntil([&] { return seen.size() == 1; }));
+  EXPECT_EQ(seen[0].version(), 3u);
+
+  watch.reset();
+  ASSERT_TRUE(RunUntil([&] { return listeners() == 0; }));  // after unwatch_grace
+  EXPECT_EQ(m2->Stats().counters().at("watchers"), 0u);
+  // Watched again (without PrepareWatch, as a caller inside the process may): listens again.
+  auto again = m2->Watch({}, [&](const v1::SessionEvent& e) { seen.push_back(e); });
+  ASSERT_TRUE(RunUntil([&] { return listeners() == 1; }));
 }
 
 TEST_F(RedisManagerTest, FaultWhileRedisIsDownEveryRequestIsUnavailableAndTheNodeRecovers) {
@@ -644,6 +676,7 @@ TEST_F(RedisManagerTest, FaultWhileRedisIsDownEveryRequestIsUnavailableAndTheNod
   const v1::Session again = CreateOk(*m, CreateWith({{"a", "1"}}));
   EXPECT_TRUE(Set(*m, again.id(), "a", "2").ok());
   std::vector<v1::SessionEvent> events;
+  AwaitVoid(m->PrepareWatch());  // as the daemon does before a watch
   auto watch = m->Watch({again.id()}, [&](const v1::SessionEvent& e) { events.push_back(e); });
   ASSERT_TRUE(Set(*m, again.id(), "a", "3").ok());
   ASSERT_TRUE(RunUntil([&] { return events.size() == 1; }));  // events resubscribed too

@@ -186,6 +186,7 @@ TEST_F(RedisTlsTest, AManagerServesAndHearsEventsOverTls) {
       << m1->Ready().detail << " / " << m2->Ready().detail;
 
   std::vector<v1::SessionEvent> seen;
+  AwaitVoid(m2->PrepareWatch());  // as the daemon does before a watch
   auto watch = m2->Watch({}, [&](const v1::SessionEvent& e) { seen.push_back(e); });
   v1::CreateRequest create;
   create.set_max_idle_s(60);
