@@ -555,6 +555,9 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
   RedisPoolOptions PoolOptions(size_t connections, std::string_view role) const {
     RedisPoolOptions o;
     o.connections = std::max<size_t>(1, connections);
+    // One connection carries everything, so requests in flight together travel as one batch
+    // (one read and one write in Redis for all of them); the others stand by.
+    o.use = RedisPoolOptions::Use::kFirstUp;
     o.connection = ConnectionOptions(role);
     o.backoff_initial = redis_.backoff_initial;
     o.backoff_max = redis_.backoff_max;

@@ -53,8 +53,9 @@ struct RedisOptions {
   RedisTlsOptions tls;
   // Starts every key and channel, so clusters can share a Redis database.
   std::string key_prefix = "sd:";
-  // Pipelined connections for requests.
-  size_t connections = 4;
+  // Pipelined connections for requests: the first one up carries them all (as one batch
+  // whatever is in flight together), the others stand by to take over when it drops.
+  size_t connections = 2;
   std::chrono::milliseconds connect_timeout{1000};
   // A request that Redis has not answered by then fails UNAVAILABLE and its connection is
   // re-established.

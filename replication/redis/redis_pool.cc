@@ -37,6 +37,12 @@ struct RedisPool::State {
   const RedisPoolOptions options;
   std::vector<std::unique_ptr<Slot>> slots;
   size_t next = 0;  // round-robin cursor
+
+  // The slot to try `tried` slots into a command's search for an open connection.
+  size_t NextSlot(size_t tried) {
+    if (options.use == RedisPoolOptions::Use::kFirstUp) return tried;
+    return next++ % slots.size();
+  }
   bool started = false;
   bool stopped = false;
   Status last_error;
@@ -157,7 +163,7 @@ asio::awaitable<Status> RedisPool::RunSetup(std::shared_ptr<State> state,
 asio::awaitable<Result<RedisReply>> RedisPool::Execute(RedisCommand command) {
   std::shared_ptr<State> state = state_;
   for (size_t tried = 0; tried < state->slots.size(); ++tried) {
-    State::Slot& slot = *state->slots[state->next++ % state->slots.size()];
+    State::Slot& slot = *state->slots[state->NextSlot(tried)];
     if (slot.connection && slot.connection->is_open()) {
       std::shared_ptr<RedisConnection> connection = slot.connection;
       co_return co_await connection->Execute(std::move(command));
@@ -170,7 +176,7 @@ asio::awaitable<Result<std::vector<RedisReply>>> RedisPool::ExecuteAll(
     std::vector<RedisCommand> commands) {
   std::shared_ptr<State> state = state_;
   for (size_t tried = 0; tried < state->slots.size(); ++tried) {
-    State::Slot& slot = *state->slots[state->next++ % state->slots.size()];
+    State::Slot& slot = *state->slots[state->NextSlot(tried)];
     if (slot.connection && slot.connection->is_open()) {
       std::shared_ptr<RedisConnection> connection = slot.connection;
       co_return co_await connection->ExecuteAll(std::move(commands));

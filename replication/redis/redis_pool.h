@@ -1,5 +1,6 @@
-// RedisPool: a few pipelined connections to one Redis, used round-robin, each re-established
-// in the background with backoff whenever it is lost.
+// RedisPool: a few pipelined connections to one Redis, each re-established in the background
+// with backoff whenever it is lost, used round-robin or (kFirstUp) one at a time with the others
+// standing by.
 //
 // While no connection is up, commands fail at once with UNAVAILABLE and a sentence that says
 // why (the last connection error) and that sessiond is reconnecting; nothing waits for Redis to
@@ -30,6 +31,16 @@ namespace sessiond {
 
 struct RedisPoolOptions {
   size_t connections = 4;
+  enum class Use {
+    // Commands go to the connections in turn.
+    kRoundRobin,
+    // Every command goes to the first connection that is up; the others take over when it
+    // drops. Redis runs commands one at a time whatever the connection, and commands sent
+    // together on one connection are read, run and answered together: one read and one write
+    // for a whole batch, on both sides, where connections in turn each carry a smaller one.
+    kFirstUp,
+  };
+  Use use = Use::kRoundRobin;
   RedisConnectionOptions connection;
   // Waits between reconnection attempts of one connection (see Backoff).
   std::chrono::milliseconds backoff_initial{50};

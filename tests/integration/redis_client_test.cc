@@ -240,6 +240,30 @@ TEST_F(RedisClientTest, FaultPoolAnswersUnavailableWhileRedisIsDownAndReconnects
   EXPECT_EQ(pool.connects(), 6u);
 }
 
+TEST_F(RedisClientTest, PoolFirstUpSendsEverythingOnOneConnectionAndFailsOver) {
+  RedisProcess redis;
+  ASSERT_TRUE(redis.Start());
+  RedisPoolOptions options;
+  options.connections = 2;
+  options.use = RedisPoolOptions::Use::kFirstUp;
+  options.backoff_initial = 10ms;
+  RedisPool pool(io_.get_executor(), Url(redis), options);
+  pool.Start();
+  ASSERT_TRUE(RunUntil([&] { return pool.connected() == 2; }));
+  const int64_t first = Await(pool.Execute(RedisCommand{"CLIENT", "ID"}))->integer();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(Await(pool.Execute(RedisCommand{"CLIENT", "ID"}))->integer(), first);
+  }
+  // Its connection gone, the one standing by serves at once.
+  std::shared_ptr<RedisConnection> admin = Connect(Url(redis));
+  ASSERT_TRUE(admin);
+  ASSERT_TRUE(
+      Await(admin->Execute(RedisCommand{"CLIENT", "KILL", "ID", std::to_string(first)})).ok());
+  ASSERT_TRUE(RunUntil([&] { return pool.connected() == 1; }));
+  const int64_t second = Await(pool.Execute(RedisCommand{"CLIENT", "ID"}))->integer();
+  EXPECT_NE(second, first);
+}
+
 TEST_F(RedisClientTest, PoolDropAllMakesEveryConnectionRunItsSetUpAgain) {
   RedisProcess redis;
   ASSERT_TRUE(redis.Start());
