@@ -304,8 +304,9 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
     if (NearCacheActive()) co_return co_await GetThroughCache(id, request.touch());
     Result<Read> read = co_await ReadSession(pool_, id, request.touch());
     if (!read.ok()) co_return read.status();
-    if (request.touch() && read->touch_in_ms <= 0)
+    if (request.touch() && read->touch_in_ms <= 0) {
       co_return co_await Touch(std::move(read->session));
+    }
     co_return std::move(read->session);
   }
 

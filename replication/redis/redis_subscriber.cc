@@ -116,9 +116,14 @@ asio::awaitable<void> RedisSubscriber::Change(std::shared_ptr<State> state, std:
 }
 
 asio::awaitable<void> RedisSubscriber::Want(std::string channel) {
-  std::shared_ptr<State> state = state_;
+  // Not a coroutine itself: the state is taken now, so the subscriber may be gone by the time a
+  // spawned Want runs.
+  return WantIn(state_, std::move(channel));
+}
+
+asio::awaitable<void> RedisSubscriber::WantIn(std::shared_ptr<State> state, std::string channel) {
   state->wanted.insert(channel);
-  if (state->subscribed.contains(channel)) co_return;
+  if (state->subscribed.contains(channel) || state->stopped) co_return;
   co_await Change(state, std::move(channel), true);
 }
 

@@ -93,6 +93,7 @@ class RedisSubscriber {
   // got confirmed, note it (or undo it if the channel stopped being wanted meanwhile).
   static asio::awaitable<void> Change(std::shared_ptr<State> state, std::string channel,
                                       bool subscribe);
+  static asio::awaitable<void> WantIn(std::shared_ptr<State> state, std::string channel);
 
   std::shared_ptr<State> state_;
 };
