@@ -5,6 +5,15 @@
 namespace sessiond {
 namespace {
 
+uint8_t* PutVarint(uint8_t* out, uint64_t v) {
+  while (v >= 0x80) {
+    *out++ = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *out++ = static_cast<uint8_t>(v);
+  return out;
+}
+
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
     out->push_back(static_cast<char>(v | 0x80));
@@ -104,12 +113,30 @@ void AttributeBlock::Builder::Add(std::string_view name, std::string_view value)
 
 AttributeBlock AttributeBlock::Builder::Build() && {
   if (count_ == 0) return AttributeBlock();
-  std::string header;
-  PutVarint(&header, payload_.size());
   // Exactly the bytes needed: the block is the bulk of a session's memory.
-  std::unique_ptr<uint8_t[]> data(new uint8_t[header.size() + payload_.size()]);
-  std::memcpy(data.get(), header.data(), header.size());
-  std::memcpy(data.get() + header.size(), payload_.data(), payload_.size());
+  std::unique_ptr<uint8_t[]> data(new uint8_t[VarintLength(payload_.size()) + payload_.size()]);
+  uint8_t* p = PutVarint(data.get(), payload_.size());
+  std::memcpy(p, payload_.data(), payload_.size());
+  return AttributeBlock(std::move(data));
+}
+
+AttributeBlock AttributeBlock::Of(std::span<const Attribute> attributes) {
+  if (attributes.empty()) return AttributeBlock();
+  size_t payload = 0;
+  for (const Attribute& a : attributes) {
+    payload +=
+        VarintLength(a.name.size()) + a.name.size() + VarintLength(a.value.size()) + a.value.size();
+  }
+  std::unique_ptr<uint8_t[]> data(new uint8_t[VarintLength(payload) + payload]);
+  uint8_t* p = PutVarint(data.get(), payload);
+  for (const Attribute& a : attributes) {
+    p = PutVarint(p, a.name.size());
+    if (!a.name.empty()) std::memcpy(p, a.name.data(), a.name.size());
+    p += a.name.size();
+    p = PutVarint(p, a.value.size());
+    if (!a.value.empty()) std::memcpy(p, a.value.data(), a.value.size());
+    p += a.value.size();
+  }
   return AttributeBlock(std::move(data));
 }
 

@@ -17,6 +17,7 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -68,6 +69,11 @@ class AttributeBlock {
   AttributeBlock& operator=(AttributeBlock&&) noexcept = default;
   AttributeBlock(const AttributeBlock&) = delete;
   AttributeBlock& operator=(const AttributeBlock&) = delete;
+
+  // A block holding `attributes` (distinct names), sized once and written in place: one
+  // allocation and one copy of each byte, where a Builder grows its buffer as it goes. What a
+  // bulk fill (a state transfer) uses.
+  static AttributeBlock Of(std::span<const Attribute> attributes);
 
   bool empty() const { return data_ == nullptr; }
   // Number of attributes. O(attributes).

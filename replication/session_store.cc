@@ -156,29 +156,54 @@ Result<const StoredSession*> SessionStore::Create(std::string_view id,
 
 Result<const StoredSession*> SessionStore::Restore(const v1::Session& session, int64_t now_ms) {
   (void)now_ms;  // a restored session keeps its own times; readers judge expiry by theirs
-  if (session.max_idle_s() == 0) {
+  std::vector<AttributeBlock::Attribute> attributes;
+  attributes.reserve(session.attributes().size());
+  for (const auto& [name, value] : session.attributes()) attributes.push_back({name, value});
+  SessionImage image;
+  image.id = session.id();
+  image.created_ms = session.created_ms();
+  image.last_access_ms = session.last_access_ms();
+  image.version = session.version();
+  image.max_idle_s = session.max_idle_s();
+  image.max_lifetime_s = session.max_lifetime_s();
+  image.principal = session.principal();
+  image.attributes = attributes;
+  return Restore(image);
+}
+
+Result<const StoredSession*> SessionStore::Restore(const SessionImage& session) {
+  return RestoreImage(session, nullptr);
+}
+
+Result<const StoredSession*> SessionStore::Restore(const SessionImage& session,
+                                                   AttributeBlock attributes) {
+  return RestoreImage(session, &attributes);
+}
+
+Result<const StoredSession*> SessionStore::RestoreImage(const SessionImage& session,
+                                                        AttributeBlock* attributes) {
+  if (session.max_idle_s == 0) {
     return InvalidArgument(
         "a restored session must carry its max_idle_s: send sessions as the store holds them");
   }
-  if (Status s = CheckSeconds("max_idle_s", session.max_idle_s()); !s.ok()) return s;
-  if (Status s = CheckSeconds("max_lifetime_s", session.max_lifetime_s()); !s.ok()) return s;
-  if (Status s = CheckPrincipal(session.principal()); !s.ok()) return s;
-  for (const auto& [name, value] : session.attributes()) {
-    if (Status s = CheckAttribute(name, value); !s.ok()) return s;
+  if (Status s = CheckSeconds("max_idle_s", session.max_idle_s); !s.ok()) return s;
+  if (Status s = CheckSeconds("max_lifetime_s", session.max_lifetime_s); !s.ok()) return s;
+  if (Status s = CheckPrincipal(session.principal); !s.ok()) return s;
+  for (const AttributeBlock::Attribute& a : session.attributes) {
+    if (Status s = CheckAttribute(a.name, a.value); !s.ok()) return s;
   }
-  if (Status s = CheckAttributeCount(session.attributes().size()); !s.ok()) return s;
+  if (Status s = CheckAttributeCount(session.attributes.size()); !s.ok()) return s;
   SessionKey key;
-  if (Status s = CheckNewId(session.id(), &key); !s.ok()) return s;
+  if (Status s = CheckNewId(session.id, &key); !s.ok()) return s;
 
-  auto stored = std::make_unique<StoredSession>(key, session.created_ms());
-  stored->last_access_ms_ = session.last_access_ms();
-  stored->version_ = session.version();
-  stored->max_idle_s_ = session.max_idle_s();
-  stored->max_lifetime_s_ = session.max_lifetime_s();
-  AttributeBlock::Builder attributes;
-  for (const auto& [name, value] : session.attributes()) attributes.Add(name, value);
-  stored->attributes_ = std::move(attributes).Build();
-  return Insert(std::move(stored), session.principal());
+  auto stored = std::make_unique<StoredSession>(key, session.created_ms);
+  stored->last_access_ms_ = session.last_access_ms;
+  stored->version_ = session.version;
+  stored->max_idle_s_ = session.max_idle_s;
+  stored->max_lifetime_s_ = session.max_lifetime_s;
+  stored->attributes_ =
+      attributes != nullptr ? std::move(*attributes) : AttributeBlock::Of(session.attributes);
+  return Insert(std::move(stored), session.principal);
 }
 
 Result<SessionStore::UpdateResult> SessionStore::Update(const v1::UpdateRequest& request,

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -39,6 +40,19 @@
 #include "sessiond/v1/sessiond.pb.h"
 
 namespace sessiond {
+
+// A session as another node holds it, by views into the caller's buffer: what Restore takes
+// from a state transfer without building protobuf objects.
+struct SessionImage {
+  std::string_view id;
+  int64_t created_ms = 0;
+  int64_t last_access_ms = 0;
+  uint64_t version = 0;
+  uint32_t max_idle_s = 0;
+  uint32_t max_lifetime_s = 0;
+  std::string_view principal;
+  std::span<const AttributeBlock::Attribute> attributes;  // distinct names
+};
 
 class SessionStore {
  public:
@@ -76,6 +90,12 @@ class SessionStore {
   // Inserts `session` exactly as another node or a snapshot holds it (times, version and all),
   // for state transfer. The same checks as Create, except that max_idle_s must be given.
   Result<const StoredSession*> Restore(const v1::Session& session, int64_t now_ms);
+  // The same from views; the attribute block is sized once and written in place.
+  Result<const StoredSession*> Restore(const SessionImage& session);
+  // The same with the block already built (AttributeBlock::Of(session.attributes), which is a
+  // pure function: a bulk fill builds blocks on another thread, so that the loop neither copies
+  // the attributes nor takes the page faults of their fresh memory). Dropped on an error.
+  Result<const StoredSession*> Restore(const SessionImage& session, AttributeBlock attributes);
 
   struct UpdateResult {
     const StoredSession* session;
@@ -144,6 +164,9 @@ class SessionStore {
   Status CheckAttributeCount(size_t count) const;
   // Checks that a new session `id` may be added; sets *key to its key.
   Status CheckNewId(std::string_view id, SessionKey* key) const;
+  // Restore, with `attributes` built from session.attributes when null.
+  Result<const StoredSession*> RestoreImage(const SessionImage& session,
+                                            AttributeBlock* attributes);
   // Adds a built session to the table and both indexes.
   const StoredSession* Insert(std::unique_ptr<StoredSession> session, std::string_view principal);
   // Queues the session's current deadline as its one live expiry entry.
