@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <google/protobuf/arena.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -26,11 +25,8 @@ namespace sessiond {
 namespace {
 
 using peer::v1::DeltaBatch;
-using peer::v1::FieldStamp;
 using peer::v1::PeerEnvelope;
 using peer::v1::SessionDelta;
-using peer::v1::StampedSession;
-using peer::v1::StampedSessionList;
 using peer::v1::StateTransferChunk;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
@@ -46,27 +42,16 @@ constexpr std::chrono::milliseconds kNotReadyRetry{500};
 constexpr size_t kMaxChunkRawBytes = 256u << 20;
 
 // A chunk on its way through the worker: serialized on the loop and compressed on the worker
-// (sender), or decoded on the worker and merged on the loop (receiver). The parsed list lives on
-// the job's arena; the job is destroyed on the worker too, so freeing a chunk's thousands of
-// strings does not hold up the loop.
+// (sender), or decompressed and parsed into views on the worker and merged on the loop
+// (receiver). The job is destroyed on the worker too, so freeing a chunk's buffers does not
+// hold up the loop.
 struct ChunkJob {
-  google::protobuf::Arena arena;
-  StampedSessionList* list = google::protobuf::Arena::CreateMessage<StampedSessionList>(&arena);
-  std::string raw;        // sender: the serialized list
-  PeerEnvelope envelope;  // the chunk itself
+  DecodedChunk decoded;       // receiver: the parsed list
+  bool build_blocks = false;  // receiver: build the sessions' attribute blocks on the worker
+  std::string raw;            // sender: the serialized list
+  PeerEnvelope envelope;      // the chunk itself
   Status status;
 };
-
-StampedField FieldOf(FieldStamp::Field field) {
-  switch (field) {
-    case FieldStamp::PRINCIPAL:
-      return StampedField::kPrincipal;
-    case FieldStamp::MAX_IDLE:
-      return StampedField::kMaxIdle;
-    default:
-      return StampedField::kAttribute;
-  }
-}
 
 }  // namespace
 
@@ -859,11 +844,14 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     lamport_ = std::max(lamport_, chunk.clock());
     auto job = std::make_shared<ChunkJob>();
     *job->envelope.mutable_state_transfer_chunk() = chunk;
+    // A join inserts nearly every session it receives; a repair mostly merges into held ones.
+    job->build_blocks = pull.join;
     OnWorker(
         job,
         [](ChunkJob& j) {
           j.status =
-              DecodeSessionChunk(j.envelope.state_transfer_chunk(), kMaxChunkRawBytes, j.list);
+              DecodeSessionChunk(j.envelope.state_transfer_chunk(), kMaxChunkRawBytes, &j.decoded);
+          if (j.status.ok() && j.build_blocks) BuildBlocks(&j.decoded);
         },
         [peer = from.node_id](Impl& self, ChunkJob& j) { self.MergeChunk(peer, j); });
   }
@@ -897,15 +885,15 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     }
     const bool join = current && it->second.join;
     // A chunk of an abandoned transfer is merged all the same: merges are idempotent.
-    const size_t changed = MergeList(*job.list, peer, now_ms());
+    const size_t changed = MergeList(job.decoded, peer, now_ms());
     if (!join) counters_.repairs += changed;
     if (!current) return;
     Pull& pull = it->second;
-    pull.sessions_received += job.list->sessions_size();
+    pull.sessions_received += job.decoded.sessions.size();
     pull.last_progress = std::chrono::steady_clock::now();
     ++pull.chunks_merged;
     if (join) {
-      counters_.transfer_sessions_received += job.list->sessions_size();
+      counters_.transfer_sessions_received += job.decoded.sessions.size();
       counters_.transfer_bytes_received += chunk.raw_size();
     }
     if (chunk.last()) pull.chunk_count = chunk.index() + 1;
@@ -930,14 +918,14 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
 
   // Merges every session and removal of `list` (sent by `peer`); returns how many changed
   // something here.
-  size_t MergeList(const StampedSessionList& list, const std::string& peer, int64_t now) {
+  size_t MergeList(DecodedChunk& list, const std::string& peer, int64_t now) {
     size_t changed = 0;
-    for (const std::string& id : list.removed_ids()) {
-      if (MergeRemoval(id, peer, now)) ++changed;
+    for (std::string_view id : list.removed_ids) {
+      if (MergeRemoval(std::string(id), peer, now)) ++changed;
     }
-    std::vector<StampRecord> scratch;
-    for (const StampedSession& s : list.sessions()) {
-      if (MergeSession(list, s, peer, now, scratch)) ++changed;
+    for (size_t i = 0; i < list.sessions.size(); ++i) {
+      AttributeBlock* block = i < list.blocks.size() ? &list.blocks[i] : nullptr;
+      if (MergeSession(list.sessions[i], block, peer, now)) ++changed;
     }
     return changed;
   }
@@ -953,27 +941,21 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
   }
 
   // Merges a session as `peer` holds it: adopted whole when this node does not hold it, else
-  // field by field where the peer's stamp is newer. Returns whether anything changed.
-  bool MergeSession(const StampedSessionList& list, const StampedSession& stamped,
-                    const std::string& peer, int64_t now, std::vector<StampRecord>& scratch) {
-    const v1::Session& session = stamped.session();
-    const std::string& id = session.id();
+  // field by field where the peer's stamp is newer. Returns whether anything changed. `block`:
+  // the session's attributes built ahead, or null.
+  bool MergeSession(const DecodedSession& stamped, AttributeBlock* block, const std::string& peer,
+                    int64_t now) {
+    const SessionImage& session = stamped.session;
+    const std::string_view id = session.id;
     if (stamps_.WasRemoved(id)) return false;
-    auto node_of = [&](uint32_t i) -> std::string_view {
-      return static_cast<int>(i) < list.nodes_size() ? std::string_view(list.nodes(i)) : "";
-    };
-    for (const FieldStamp& f : stamped.stamps()) lamport_ = std::max(lamport_, f.clock());
+    for (const StampRecord& f : stamped.stamps) lamport_ = std::max(lamport_, f.clock);
     // Mostly new here (a join takes in every session): insert first, merge only if held.
-    Result<const StoredSession*> restored = store_.Restore(session, now);
+    Result<const StoredSession*> restored =
+        block != nullptr ? store_.Restore(session, std::move(*block)) : store_.Restore(session);
     if (restored.ok()) {
-      scratch.clear();
-      for (const FieldStamp& f : stamped.stamps()) {
-        scratch.push_back(
-            StampRecord{FieldOf(f.field()), f.name(), f.clock(), node_of(f.node()), f.removed()});
-      }
-      stamps_.Adopt(id, scratch, now);
+      stamps_.Adopt(id, stamped.stamps, now);
       if (hub_.watch_count() > 0) {
-        Publish(v1::SessionEvent::CREATED, id, "", session.version(), now, peer);
+        Publish(v1::SessionEvent::CREATED, std::string(id), "", session.version, now, peer);
       }
       return true;
     }
@@ -984,25 +966,26 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
                     peer, restored.status().ToString());
       return false;
     }
-    const int64_t last_access = session.last_access_ms();
+    const int64_t last_access = session.last_access_ms;
     if (last_access > held->last_access_ms()) (void)store_.Touch(id, last_access);
     v1::UpdateRequest request;
-    request.set_id(id);
-    std::vector<const FieldStamp*> won;
-    for (const FieldStamp& f : stamped.stamps()) {
-      const StampedField field = FieldOf(f.field());
-      const Stamp theirs{f.clock(), node_of(f.node())};
-      if (!StampAfter(theirs, stamps_.Get(id, field, f.name()))) continue;
-      if (field == StampedField::kPrincipal) {
-        request.set_principal(session.principal());
-      } else if (field == StampedField::kMaxIdle) {
-        request.set_max_idle_s(session.max_idle_s());
-      } else if (f.removed()) {
-        request.add_remove(f.name());
+    request.set_id(std::string(id));
+    std::vector<const StampRecord*> won;
+    for (const StampRecord& f : stamped.stamps) {
+      const Stamp theirs{f.clock, f.node};
+      if (!StampAfter(theirs, stamps_.Get(id, f.field, f.name))) continue;
+      if (f.field == StampedField::kPrincipal) {
+        request.set_principal(std::string(session.principal));
+      } else if (f.field == StampedField::kMaxIdle) {
+        request.set_max_idle_s(session.max_idle_s);
+      } else if (f.removed) {
+        request.add_remove(std::string(f.name));
       } else {
-        auto value = session.attributes().find(f.name());
-        if (value == session.attributes().end()) continue;  // a stamp without its value
-        (*request.mutable_set())[f.name()] = value->second;
+        auto value =
+            std::find_if(session.attributes.begin(), session.attributes.end(),
+                         [&](const AttributeBlock::Attribute& a) { return a.name == f.name; });
+        if (value == session.attributes.end()) continue;  // a stamp without its value
+        (*request.mutable_set())[std::string(f.name)] = std::string(value->value);
       }
       won.push_back(&f);
     }
@@ -1024,12 +1007,12 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
         return false;
       }
       if (updated->changed) {
-        Publish(v1::SessionEvent::CHANGED, id, "", updated->session->version(), now, peer);
+        Publish(v1::SessionEvent::CHANGED, std::string(id), "", updated->session->version(), now,
+                peer);
       }
     }
-    for (const FieldStamp* f : won) {
-      stamps_.Set(id, FieldOf(f->field()), f->name(), f->clock(), node_of(f->node()), f->removed());
-    }
+    for (const StampRecord* f : won)
+      stamps_.Set(id, f->field, f->name, f->clock, f->node, f->removed);
     return true;
   }
 

@@ -10,11 +10,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "replication/delta/stamp_table.h"
+#include "replication/session_store.h"
 #include "replication/stored_session.h"
 #include "sessiond/peer/v1/peer.pb.h"
 #include "sessiond/status.h"
@@ -56,6 +58,26 @@ class StampedSessionWriter {
   uint32_t sessions_ = 0;
 };
 
+// A StampedSessionList decoded into views of its own serialized bytes (`raw`): what the
+// receiver merges. Parsing into protobuf objects would copy every string onto an arena (some
+// thirty allocations per session of eight attributes) for the loop to copy once more into the
+// store; these views cost a few vector entries per session, and the loop reads them in order.
+struct DecodedSession {
+  SessionImage session;  // attribute names distinct (the last value of a repeated name wins)
+  std::span<const StampRecord> stamps;
+};
+struct DecodedChunk {
+  std::string raw;  // the serialized list every view points into
+  std::vector<std::string_view> nodes;
+  std::vector<DecodedSession> sessions;
+  std::vector<std::string_view> removed_ids;
+  // What the sessions' spans point into.
+  std::vector<AttributeBlock::Attribute> attributes;
+  std::vector<StampRecord> stamps;
+  // Empty, or by BuildBlocks each session's AttributeBlock::Of(session.attributes).
+  std::vector<AttributeBlock> blocks;
+};
+
 // Sets chunk->raw_size and chunk->lz4_payload from a serialized StampedSessionList. INTERNAL if
 // lz4 cannot take it (over 2 GB, which chunking never builds).
 Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* chunk);
@@ -64,6 +86,17 @@ Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* 
 // `max_raw_bytes` or the payload does not decompress or parse: the peer sent garbage.
 Status DecodeSessionChunk(const peer::v1::StateTransferChunk& chunk, size_t max_raw_bytes,
                           peer::v1::StampedSessionList* list);
+
+// The same into views (see DecodedChunk), with the same checks the generated parser makes:
+// INVALID_ARGUMENT for malformed wire format or a string field that is not UTF-8. Unknown
+// fields are skipped. A stamp's node index past the node table reads as "".
+Status DecodeSessionChunk(const peer::v1::StateTransferChunk& chunk, size_t max_raw_bytes,
+                          DecodedChunk* decoded);
+// Fills decoded->blocks: the store's form of every session's attributes, built on the worker
+// for sessions the loop will mostly insert (a join), so the loop only moves them in.
+void BuildBlocks(DecodedChunk* decoded);
+// The last step of the above, on a serialized list: *decoded's raw must hold it.
+Status ParseSessionList(DecodedChunk* decoded);
 
 }  // namespace sessiond
 

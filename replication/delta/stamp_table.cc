@@ -245,7 +245,7 @@ void StampTable::Set(std::string_view session, StampedField field, std::string_v
   bucket ^= EntryHash(id_hash, stamps.entries.back());
 }
 
-void StampTable::Adopt(std::string_view session, const std::vector<StampRecord>& records,
+void StampTable::Adopt(std::string_view session, std::span<const StampRecord> records,
                        int64_t touch_sent_ms) {
   // Adopted sessions are mostly new here: one hash, no lookup before the insert.
   SessionStamps& stamps = FindOrAddSession(session);

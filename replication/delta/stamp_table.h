@@ -35,6 +35,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -91,8 +92,7 @@ class StampTable {
            std::string_view node, bool removed = false);
   // Replaces every stamp of `session` with `stamps`, and sets its touch_sent_ms, in one lookup:
   // the bulk path of state transfer, where a node takes in a million sessions at once.
-  void Adopt(std::string_view session, const std::vector<StampRecord>& stamps,
-             int64_t touch_sent_ms);
+  void Adopt(std::string_view session, std::span<const StampRecord> stamps, int64_t touch_sent_ms);
   // Whether the attribute's newest stamp is a tombstone.
   bool IsTombstone(std::string_view session, std::string_view name) const;
 

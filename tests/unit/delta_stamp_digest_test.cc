@@ -55,9 +55,9 @@ TEST(DeltaStampDigestTest, AdoptIsTheSameAsSettingEachStamp) {
   StampTable two(100);
   two.Set("s1", StampedField::kAttribute, "stale", 1, "n9");  // replaced by Adopt
   two.Adopt("s1",
-            {StampRecord{StampedField::kAttribute, "a", 5, "n1", false},
-             StampRecord{StampedField::kAttribute, "gone", 6, "n2", true},
-             StampRecord{StampedField::kMaxIdle, "", 2, "n1", false}},
+            std::vector<StampRecord>{StampRecord{StampedField::kAttribute, "a", 5, "n1", false},
+                                     StampRecord{StampedField::kAttribute, "gone", 6, "n2", true},
+                                     StampRecord{StampedField::kMaxIdle, "", 2, "n1", false}},
             /*touch_sent_ms=*/42);
   EXPECT_EQ(one.bucket_hashes(), two.bucket_hashes());
   EXPECT_TRUE(two.IsTombstone("s1", "gone"));
