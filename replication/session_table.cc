@@ -49,6 +49,21 @@ size_t SessionTable::FindSlot(const SessionKey& key) const {
   }
 }
 
+void SessionTable::Prefetch(const SessionKey& key) const {
+  if (capacity_ == 0) return;
+  const uint64_t hash = key.Hash();
+  const uint8_t tag = Tag(hash);
+  const size_t mask = capacity_ - 1;
+  for (size_t i = Home(hash);; i = (i + 1) & mask) {
+    const uint8_t c = ctrl_[i];
+    if (c == kEmpty) return;
+    if (c == tag) {
+      __builtin_prefetch(slots_[i]);
+      return;
+    }
+  }
+}
+
 StoredSession* SessionTable::Find(const SessionKey& key) const {
   const size_t i = FindSlot(key);
   return i == capacity_ ? nullptr : slots_[i];

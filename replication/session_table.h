@@ -37,6 +37,9 @@ class SessionTable {
 
   // The session with `key`, or nullptr. The pointer stays valid until that session is removed.
   StoredSession* Find(const SessionKey& key) const;
+  // Asks the CPU to fetch the session `key` names (by its slot, without reading the session),
+  // so that a Find a little later does not wait for memory. For loops over many keys.
+  void Prefetch(const SessionKey& key) const;
 
   // Takes ownership of `session` and returns it. REQUIRES: no session with its key is held.
   StoredSession* Insert(std::unique_ptr<StoredSession> session);

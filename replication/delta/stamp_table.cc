@@ -92,6 +92,14 @@ size_t StampTable::KeyedSessions::FindSlot(const SessionKey& key, uint64_t hash)
   }
 }
 
+void StampTable::KeyedSessions::Prefetch(const SessionKey& key) const {
+  if (capacity_ == 0) return;
+  const size_t i = Home(key.Hash());
+  __builtin_prefetch(&ctrl_[i]);
+  __builtin_prefetch(&slots_[i]);
+  __builtin_prefetch(reinterpret_cast<const char*>(&slots_[i]) + sizeof(Slot) - 1);
+}
+
 StampTable::SessionStamps* StampTable::KeyedSessions::Find(const SessionKey& key) const {
   const size_t i = FindSlot(key, key.Hash());
   return i == capacity_ ? nullptr : &slots_[i].stamps;

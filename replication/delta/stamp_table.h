@@ -118,6 +118,15 @@ class StampTable {
   // Per bucket, the XOR of the hashes of every stamp its sessions hold.
   const BucketHashes& bucket_hashes() const { return buckets_; }
 
+  // For a loop over many sessions by key: Prefetch(key) asks the CPU to fetch the session's slot,
+  // PrefetchStamps(key) (some iterations later, when the slot is at hand) its stamps.
+  void Prefetch(const SessionKey& key) const { keyed_.Prefetch(key); }
+  void PrefetchStamps(const SessionKey& key) const {
+    if (const SessionStamps* s = keyed_.Find(key); s != nullptr && !s->entries.empty()) {
+      __builtin_prefetch(s->entries.data());
+    }
+  }
+
   // Makes room for `sessions` sessions in all, so a state transfer does not rehash the table
   // again and again as it fills.
   void Reserve(size_t sessions) { keyed_.Reserve(sessions); }
@@ -145,6 +154,7 @@ class StampTable {
    public:
     size_t size() const { return size_; }
     SessionStamps* Find(const SessionKey& key) const;
+    void Prefetch(const SessionKey& key) const;
     // REQUIRES: no rehash while the reference is used; it is invalidated by the next insert.
     SessionStamps& FindOrAdd(const SessionKey& key);
     void Erase(const SessionKey& key);
