@@ -30,6 +30,8 @@ class ExpiryQueue {
   size_t size() const { return heap_.size(); }
 
   void Push(int64_t deadline_ms, const SessionKey& key);
+  // Makes room for `entries` entries, so a bulk fill does not regrow (and copy) the heap.
+  void Reserve(size_t entries) { heap_.reserve(entries); }
   // The entry with the earliest deadline. REQUIRES: !empty().
   const Entry& top() const { return heap_.front(); }
   // Removes and returns top(). REQUIRES: !empty().

@@ -74,11 +74,16 @@ class SessionStore {
   // Prefetch(key) asks the CPU to fetch the session `key` names; PrefetchAttributes(session)
   // its attribute block. A loop over many keys calls them some iterations ahead of its Find.
   void Prefetch(const SessionKey& key) const { table_.Prefetch(key); }
+  // The same for a session about to be inserted: fetches where its slot will be.
+  void PrefetchSlot(const SessionKey& key) const { table_.PrefetchSlot(key); }
   static void PrefetchAttributes(const StoredSession& session) { session.attributes().Prefetch(); }
 
   // Makes room for `sessions` sessions in all, so a bulk fill (a state transfer) does not
   // rehash the table again and again as it grows.
-  void Reserve(size_t sessions) { table_.Reserve(sessions); }
+  void Reserve(size_t sessions) {
+    table_.Reserve(sessions);
+    queue_.Reserve(sessions);
+  }
 
   // Creates session `id` (a fresh id from an IdGenerator) from `request`, at version 1. A
   // max_idle_s of 0 means the limits' default. INVALID_ARGUMENT for a malformed id, a name or

@@ -40,6 +40,13 @@ class SessionTable {
   // Asks the CPU to fetch the session `key` names (by its slot, without reading the session),
   // so that a Find a little later does not wait for memory. For loops over many keys.
   void Prefetch(const SessionKey& key) const;
+  // Fetches the slots where `key` would go, for an Insert (or a Find) a little later.
+  void PrefetchSlot(const SessionKey& key) const {
+    if (capacity_ == 0) return;
+    const size_t i = Home(key.Hash());
+    __builtin_prefetch(&ctrl_[i]);
+    __builtin_prefetch(&slots_[i]);
+  }
 
   // Takes ownership of `session` and returns it. REQUIRES: no session with its key is held.
   StoredSession* Insert(std::unique_ptr<StoredSession> session);

@@ -28,7 +28,12 @@ class StampedSessionWriter {
  public:
   // `expected_bytes`: room to reserve, so that building a chunk does not reallocate (and copy)
   // its buffer as it grows.
-  explicit StampedSessionWriter(size_t expected_bytes = 0) { out_.reserve(expected_bytes); }
+  // `buffer`: storage to reuse (its contents are dropped).
+  explicit StampedSessionWriter(size_t expected_bytes = 0, std::string buffer = {})
+      : out_(std::move(buffer)) {
+    out_.clear();
+    out_.reserve(expected_bytes);
+  }
 
   // Appends `session` (whose text id is `id`) with every stamp `stamps` holds for it.
   void AddSession(const StoredSession& session, std::string_view id, const StampTable& stamps);
