@@ -79,3 +79,29 @@ TEST(AttributeBlockTest, MovesWithoutCopying) {
 
 }  // namespace
 }  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+TEST(AttributeBlockTest, OfHoldsTheSameBytesAsTheBuilder) {
+  const std::string big(300, 'v');  // a two-byte length
+  const std::vector<AttributeBlock::Attribute> attributes = {
+      {"a", "1"}, {"empty", ""}, {"big", big}, {std::string_view("n\0ul", 4), "x"}};
+  AttributeBlock::Builder builder;
+  for (const AttributeBlock::Attribute& a : attributes) builder.Add(a.name, a.value);
+  const AttributeBlock built = std::move(builder).Build();
+  const AttributeBlock of = AttributeBlock::Of(attributes);
+  EXPECT_EQ(of.allocated_bytes(), built.allocated_bytes());
+  std::vector<std::pair<std::string_view, std::string_view>> want, got;
+  for (const auto& a : built) want.emplace_back(a.name, a.value);
+  for (const auto& a : of) got.emplace_back(a.name, a.value);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(of.Find("big"), big);
+
+  const AttributeBlock none = AttributeBlock::Of({});
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(none.allocated_bytes(), 0u);
+}
+
+}  // namespace
+}  // namespace sessiond

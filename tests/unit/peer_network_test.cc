@@ -247,6 +247,26 @@ TEST_F(PeerNetworkTest, LargeMessagesRoundTripCompressedWithLz4) {
   EXPECT_EQ(a.recorder.messages[0].probe().payload(), random_bytes);
 }
 
+TEST_F(PeerNetworkTest, StateTransferChunksAreNotCompressedAgain) {
+  Node& a = Start(Options("a"));
+  Node& b = Start(Options("b", {EndpointOf(a)}));
+  ASSERT_TRUE(RunUntil(io_, [&] { return a.linked_to("b") && b.linked_to("a"); }));
+  const uint64_t bytes_before = a.status_of("b").counters.bytes_out;
+
+  // The payload is lz4 already in a real chunk; here it compresses well, so a frame that
+  // compressed it again would be far smaller than it.
+  std::string payload;
+  while (payload.size() < (1u << 20)) payload += "session attribute value 0123456789;";
+  peer::v1::PeerEnvelope envelope;
+  envelope.mutable_state_transfer_chunk()->set_transfer_id(7);
+  envelope.mutable_state_transfer_chunk()->set_lz4_payload(payload);
+  ASSERT_TRUE(a->Send("b", envelope).ok());
+  ASSERT_TRUE(RunUntil(io_, [&] { return b.recorder.messages.size() == 1; }));
+  EXPECT_EQ(b.recorder.messages[0].state_transfer_chunk().lz4_payload(), payload);
+  const uint64_t wire = a.status_of("b").counters.bytes_out - bytes_before;
+  EXPECT_GT(wire, payload.size()) << "the chunk's frame was compressed";
+}
+
 TEST_F(PeerNetworkTest, MessagesAreNumberedAndAcknowledged) {
   Node& a = Start(Options("a"));
   Node& b = Start(Options("b", {EndpointOf(a)}));

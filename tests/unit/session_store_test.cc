@@ -594,6 +594,45 @@ TEST_F(SessionStoreTest, RestoreTakesASessionAsAnotherNodeHeldIt) {
   EXPECT_EQ(other.Restore(no_idle, kT0).status().code(), v1::INVALID_ARGUMENT);
 }
 
+TEST_F(SessionStoreTest, RestoreFromViewsWithABlockBuiltAheadIsTheSame) {
+  v1::CreateRequest request = Create(100, 1000, "alice");
+  (*request.mutable_attributes())["a"] = "1";
+  (*request.mutable_attributes())["b"] = std::string(90, 'x');
+  MustCreate(1, request);
+  const v1::Session snapshot = store_.Find(Id(1), kT0)->ToProto();
+
+  std::vector<AttributeBlock::Attribute> attributes;
+  for (const auto& [name, value] : snapshot.attributes()) attributes.push_back({name, value});
+  SessionImage image;
+  image.id = snapshot.id();
+  image.created_ms = snapshot.created_ms();
+  image.last_access_ms = snapshot.last_access_ms();
+  image.version = snapshot.version();
+  image.max_idle_s = snapshot.max_idle_s();
+  image.max_lifetime_s = snapshot.max_lifetime_s();
+  image.principal = snapshot.principal();
+  image.attributes = attributes;
+
+  SessionStore other(SmallLimits());
+  Result<const StoredSession*> restored = other.Restore(image, AttributeBlock::Of(attributes));
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals((*restored)->ToProto(), snapshot))
+      << (*restored)->ToProto().DebugString() << " vs " << snapshot.DebugString();
+  EXPECT_EQ(other.FindByPrincipal("alice", kT0).size(), 1u);
+  EXPECT_EQ(other.Restore(image).status().code(), v1::CONFLICT);
+
+  SessionStore third(SmallLimits());
+  ASSERT_TRUE(third.Restore(image).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+      third.Find(snapshot.id(), kT0)->ToProto(), snapshot));
+  // The same checks as Restore(v1::Session): a value over the limit is refused.
+  const std::string huge(SmallLimits().max_value_bytes + 1, 'x');
+  attributes.push_back({"huge", huge});
+  image.id = Id(2);
+  image.attributes = attributes;
+  EXPECT_EQ(third.Restore(image).status().code(), v1::TOO_LARGE);
+}
+
 TEST_F(SessionStoreTest, ForEachVisitsLiveSessions) {
   MustCreate(1, Create(10));
   MustCreate(2, Create(100));
