@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <lz4.h>
 
+#include <cassert>
+#include <cstring>
+
 namespace sessiond {
 namespace {
 
@@ -25,6 +28,36 @@ size_t VarintSize(uint64_t value) {
   size_t n = 1;
   for (; value >= 0x80; value >>= 7) ++n;
   return n;
+}
+
+// Writers at a cursor into a buffer sized ahead; each returns the cursor past what it wrote.
+char* PutVarintTo(char* p, uint64_t value) {
+  while (value >= 0x80) {
+    *p++ = static_cast<char>(value | 0x80);
+    value >>= 7;
+  }
+  *p++ = static_cast<char>(value);
+  return p;
+}
+
+// A length-delimited field of a number below 16, and a varint one (left out when 0).
+char* PutBytesTo(char* p, uint32_t field, std::string_view bytes) {
+  *p++ = static_cast<char>((field << 3) | kLengthDelimited);
+  p = PutVarintTo(p, bytes.size());
+  if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
+  return p + bytes.size();
+}
+char* PutNumberTo(char* p, uint32_t field, uint64_t value) {
+  if (value == 0) return p;
+  *p++ = static_cast<char>((field << 3) | kVarint);
+  return PutVarintTo(p, value);
+}
+
+size_t BytesFieldSize(size_t size) { return 1 + VarintSize(size) + size; }
+size_t NumberFieldSize(uint64_t value) { return value == 0 ? 0 : 1 + VarintSize(value); }
+// The length of a map entry {1: name, 2: value}.
+size_t EntrySize(const AttributeBlock::Attribute& a) {
+  return BytesFieldSize(a.name.size()) + BytesFieldSize(a.value.size());
 }
 
 void PutTag(std::string& out, uint32_t field, uint32_t wire_type) {
@@ -298,36 +331,57 @@ uint32_t StampedSessionWriter::NodeIndexSlow(std::string_view node) {
 void StampedSessionWriter::AddSession(const StoredSession& s, std::string_view id,
                                       const StampTable& stamps) {
   using namespace session_field;
-  session_.clear();
-  PutBytes(session_, kId, id);
-  PutNumber(session_, kCreated, static_cast<uint64_t>(s.created_ms()));
-  PutNumber(session_, kLastAccess, static_cast<uint64_t>(s.last_access_ms()));
-  PutNumber(session_, kMaxIdle, s.max_idle_s());
-  PutNumber(session_, kMaxLifetime, s.max_lifetime_s());
-  if (!s.principal().empty()) PutBytes(session_, kPrincipal, s.principal());
-  PutNumber(session_, kVersion, s.version());
-  for (const AttributeBlock::Attribute& a : s.attributes()) {
-    // A map entry is a message {1: key, 2: value}; its tags take one byte each.
-    PutTag(session_, kAttributes, kLengthDelimited);
-    PutVarint(session_, 2 + VarintSize(a.name.size()) + a.name.size() + VarintSize(a.value.size()) +
-                            a.value.size());
-    PutBytes(session_, 1, a.name);
-    PutBytes(session_, 2, a.value);
-  }
-
+  // The stamps first, into scratch (they are small): the StampedSession's length needs theirs.
   stamped_.clear();
-  PutBytes(stamped_, stamped_field::kSession, session_);
-  stamps.ForEach(id, [&](StampedField field, std::string_view name, const Stamp& st, bool removed) {
-    std::string& stamp = stamp_;
-    stamp.clear();
-    PutNumber(stamp, stamp_field::kField, WireField(field));
-    if (!name.empty()) PutBytes(stamp, stamp_field::kName, name);
-    PutNumber(stamp, stamp_field::kClock, st.clock);
-    PutNumber(stamp, stamp_field::kNode, NodeIndex(st.node));
-    PutNumber(stamp, stamp_field::kRemoved, removed ? 1 : 0);
-    PutBytes(stamped_, stamped_field::kStamps, stamp);
-  });
-  PutBytes(out_, list_field::kSessions, stamped_);
+  stamps.ForEachOfKey(
+      s.key(), [&](StampedField field, std::string_view name, const Stamp& st, bool removed) {
+        std::string& stamp = stamp_;
+        stamp.clear();
+        PutNumber(stamp, stamp_field::kField, WireField(field));
+        if (!name.empty()) PutBytes(stamp, stamp_field::kName, name);
+        PutNumber(stamp, stamp_field::kClock, st.clock);
+        PutNumber(stamp, stamp_field::kNode, NodeIndex(st.node));
+        PutNumber(stamp, stamp_field::kRemoved, removed ? 1 : 0);
+        PutBytes(stamped_, stamped_field::kStamps, stamp);
+      });
+
+  // Then the session, sized first and written once, straight into out_: the attributes are
+  // most of a chunk's bytes, and copying them through scratch buffers cost the sender's loop
+  // a fifth of its time. Every field number here is below 16: its tag is one byte.
+  const auto created = static_cast<uint64_t>(s.created_ms());
+  const auto last_access = static_cast<uint64_t>(s.last_access_ms());
+  size_t session_size = BytesFieldSize(id.size()) + NumberFieldSize(created) +
+                        NumberFieldSize(last_access) + NumberFieldSize(s.max_idle_s()) +
+                        NumberFieldSize(s.max_lifetime_s()) + NumberFieldSize(s.version()) +
+                        (s.principal().empty() ? 0 : BytesFieldSize(s.principal().size()));
+  for (const AttributeBlock::Attribute& a : s.attributes()) {
+    session_size += BytesFieldSize(EntrySize(a));
+  }
+  const size_t stamped_size = BytesFieldSize(session_size) + stamped_.size();
+  PutTag(out_, list_field::kSessions, kLengthDelimited);
+  PutVarint(out_, stamped_size);
+  PutTag(out_, stamped_field::kSession, kLengthDelimited);
+  PutVarint(out_, session_size);
+  const size_t start = out_.size();
+  out_.resize(start + session_size);
+  char* p = out_.data() + start;
+  p = PutBytesTo(p, kId, id);
+  p = PutNumberTo(p, kCreated, created);
+  p = PutNumberTo(p, kLastAccess, last_access);
+  p = PutNumberTo(p, kMaxIdle, s.max_idle_s());
+  p = PutNumberTo(p, kMaxLifetime, s.max_lifetime_s());
+  if (!s.principal().empty()) p = PutBytesTo(p, kPrincipal, s.principal());
+  p = PutNumberTo(p, kVersion, s.version());
+  for (const AttributeBlock::Attribute& a : s.attributes()) {
+    // A map entry is a message {1: key, 2: value}.
+    p = PutVarintTo(p, (kAttributes << 3) | kLengthDelimited);
+    p = PutVarintTo(p, EntrySize(a));
+    p = PutBytesTo(p, 1, a.name);
+    p = PutBytesTo(p, 2, a.value);
+  }
+  assert(p == out_.data() + out_.size());
+  (void)p;
+  out_.append(stamped_);
   ++sessions_;
 }
 

@@ -101,6 +101,18 @@ class StampTable {
       std::string_view session,
       const std::function<void(StampedField, std::string_view, const Stamp&, bool)>& fn) const;
 
+  // The same for a session by its key (a session the store holds: its id is a real one), without
+  // decoding the id or a std::function call per stamp: what the state-transfer sender uses.
+  template <typename Fn>
+  void ForEachOfKey(const SessionKey& key, Fn&& fn) const {
+    const SessionStamps* stamps = keyed_.Find(key);
+    if (stamps == nullptr) return;
+    for (const Entry& e : stamps->entries) {
+      fn(static_cast<StampedField>(e.field), std::string_view(names_[e.name]),
+         Stamp{e.clock, nodes_[e.node]}, e.removed != 0);
+    }
+  }
+
   // When this node last replicated an access to `session` (0: never).
   int64_t touch_sent_ms(std::string_view session) const;
   void set_touch_sent_ms(std::string_view session, int64_t ms);
