@@ -81,6 +81,12 @@ class ChunkJobPool {
     free_.pop_back();
     return job;
   }
+  // Drops every kept job (on the caller's thread).
+  void Clear() {
+    std::vector<std::shared_ptr<ChunkJob>> dropped;
+    std::lock_guard lock(mutex_);
+    dropped.swap(free_);
+  }
   // Keeps `job` unless enough are kept already (a window's worth, and the jobs in flight).
   void Give(std::shared_ptr<ChunkJob> job) {
     job->Recycle();
@@ -1368,6 +1374,8 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
       next_anti_entropy_ = now + delta_.anti_entropy_interval;
       RunAntiEntropy();
     }
+    // The kept chunk buffers (some MB) serve a transfer; none runs, so give them back.
+    if (pulls_.empty() && pushes_.empty()) jobs_->Clear();
   }
 
   int64_t now_ms() const { return options_.clock->NowMs(); }
