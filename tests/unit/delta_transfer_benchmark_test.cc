@@ -5,7 +5,8 @@
 //   build-delta/bin/unit_tests --gtest_also_run_disabled_tests
 //       --gtest_filter='DeltaTransferBenchmark.*'
 //
-// SESSIOND_BENCH_SESSIONS sets how many sessions (default 1,000,000). It prints the seconds from
+// SESSIOND_BENCH_SESSIONS sets how many sessions (default 1,000,000), SESSIOND_BENCH_WINDOW the
+// transfer window (default DeltaOptions::transfer_window). It prints the seconds from
 // the joining node's start to its readiness, the session payload rate, and the CPU time of both
 // event loops; it asserts only that every session arrived.
 #include <gtest/gtest.h>
@@ -140,6 +141,9 @@ TEST(DeltaTransferBenchmark, DISABLED_StateTransferOfOneMillionSessions) {
 
   DeltaOptions delta;
   delta.anti_entropy_interval = 0ms;
+  if (const char* window = std::getenv("SESSIOND_BENCH_WINDOW")) {
+    delta.transfer_window = static_cast<uint32_t>(std::atoi(window));
+  }
   BenchNode a("a", {}, delta);
   const auto fill_start = std::chrono::steady_clock::now();
   a.Fill(sessions);
