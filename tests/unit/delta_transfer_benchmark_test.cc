@@ -2,7 +2,7 @@
 // of 120 bytes) between two nodes, each on its own event-loop thread (as two daemons would be),
 // over loopback. Disabled by default; run it on its own (one line):
 //
-//   build-delta/bin/unit_tests --gtest_also_run_disabled_tests
+//   build/bin/unit_tests --gtest_also_run_disabled_tests
 //       --gtest_filter='DeltaTransferBenchmark.*'
 //
 // SESSIOND_BENCH_SESSIONS sets how many sessions (default 1,000,000), SESSIOND_BENCH_WINDOW the
