@@ -490,6 +490,7 @@ class RedisManager::Impl : public std::enable_shared_from_this<Impl> {
       c["near_cache_entries"] = cache_.size();
       c["near_cache_hits"] = near_cache_hits_;
       c["near_cache_misses"] = near_cache_misses_;
+      if (subscriber_) c["near_cache_barrier_pings"] = subscriber_->barrier_pings();
       c["near_cache_invalidations"] = cache_.invalidations();
       c["near_cache_flushes"] = cache_.flushes();
     }

@@ -1,5 +1,6 @@
 #include "replication/redis/redis_subscriber.h"
 
+#include <optional>
 #include <random>
 #include <set>
 #include <utility>
@@ -35,6 +36,18 @@ struct RedisSubscriber::State {
   bool stopped = false;
   Status last_error;
   uint64_t subscriptions = 0;
+  std::shared_ptr<BarrierBatch> open_barrier;  // not sent yet: a Barrier() now joins it
+  uint64_t barrier_pings = 0;
+};
+
+// The callers of Barrier() in one loop turn, answered by one PING. `done` never fires on its
+// own: it is cancelled when the PONG (or the failure) is in.
+struct RedisSubscriber::BarrierBatch {
+  explicit BarrierBatch(const asio::any_io_executor& executor) : done(executor) {
+    done.expires_at(asio::steady_timer::time_point::max());
+  }
+  asio::steady_timer done;
+  std::optional<Status> result;
 };
 
 RedisSubscriber::RedisSubscriber(asio::any_io_executor executor, RedisUrl url,
@@ -206,18 +219,47 @@ asio::awaitable<void> RedisSubscriber::Run(std::shared_ptr<State> state) {
 }
 
 asio::awaitable<Status> RedisSubscriber::Barrier() {
-  std::shared_ptr<RedisConnection> connection = state_->connection;
-  if (!connection || !connection->is_open()) {
-    co_return Unavailable("the event subscription to Redis at " + state_->url.Describe() +
-                          " is down (" + state_->last_error.message() +
-                          "); sessiond is "
-                          "reconnecting");
+  std::shared_ptr<State> state = state_;
+  if (!state->connection || !state->connection->is_open()) {
+    co_return Unavailable("the event subscription to Redis at " + state->url.Describe() +
+                          " is down (" + state->last_error.message() +
+                          "); sessiond is reconnecting");
   }
-  RedisCommand ping{"PING"};
-  Result<RedisReply> pong = co_await connection->Execute(std::move(ping));
-  if (!pong.ok()) co_return pong.status();
-  co_return Status::Ok();
+  // A PING already on its way may have passed an invalidation sent after it left, so a caller
+  // waits for a PING sent after it asked: the batch still open, or a new one sent at the end of
+  // this turn (asio::post), whose PONG answers everyone who joined it.
+  std::shared_ptr<BarrierBatch> batch = state->open_barrier;
+  if (!batch) {
+    batch = std::make_shared<BarrierBatch>(state->executor);
+    state->open_barrier = batch;
+    asio::post(state->executor, [state, batch] {
+      if (state->open_barrier == batch) state->open_barrier.reset();
+      asio::co_spawn(state->executor, Ping(state, batch), asio::detached);
+    });
+  }
+  if (!batch->result) {
+    boost::system::error_code ec;
+    co_await batch->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return batch->result.value_or(Unavailable("the event subscription's PING was cut short"));
 }
+
+asio::awaitable<void> RedisSubscriber::Ping(std::shared_ptr<State> state,
+                                            std::shared_ptr<BarrierBatch> batch) {
+  std::shared_ptr<RedisConnection> connection = state->connection;
+  if (!connection || !connection->is_open()) {
+    batch->result = Unavailable("the event subscription to Redis at " + state->url.Describe() +
+                                " went down before its PING");
+  } else {
+    ++state->barrier_pings;
+    RedisCommand ping{"PING"};
+    Result<RedisReply> pong = co_await connection->Execute(std::move(ping));
+    batch->result = pong.ok() ? Status::Ok() : pong.status();
+  }
+  batch->done.cancel();
+}
+
+uint64_t RedisSubscriber::barrier_pings() const { return state_->barrier_pings; }
 
 bool RedisSubscriber::subscribed() const {
   return state_->connection && state_->connection->is_open();

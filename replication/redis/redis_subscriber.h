@@ -63,8 +63,10 @@ class RedisSubscriber {
 
   // Returns OK once every message Redis published before this call reached the subscription has
   // been handed to on_message: a PING travels the same connection behind them. UNAVAILABLE when
-  // not subscribed or the connection fails meanwhile.
+  // not subscribed or the connection fails meanwhile. The barriers asked for in one turn of the
+  // event loop share one PING, sent at the end of that turn.
   asio::awaitable<Status> Barrier();
+  uint64_t barrier_pings() const;
 
   // Subscribes to `channel` as well, now and after every reconnect, until Unwant. Returns once
   // Redis confirmed the subscription (so every message published after that reaches
@@ -94,6 +96,9 @@ class RedisSubscriber {
   static asio::awaitable<void> Change(std::shared_ptr<State> state, std::string channel,
                                       bool subscribe);
   static asio::awaitable<void> WantIn(std::shared_ptr<State> state, std::string channel);
+  struct BarrierBatch;
+  static asio::awaitable<void> Ping(std::shared_ptr<State> state,
+                                    std::shared_ptr<BarrierBatch> batch);
 
   std::shared_ptr<State> state_;
 };

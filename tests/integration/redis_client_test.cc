@@ -320,6 +320,58 @@ TEST_F(RedisClientTest, SubscriberDeliversEveryMessageBeforeItsBarrier) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(received[i], std::to_string(i));
 }
 
+TEST_F(RedisClientTest, BarriersAskedInOneTurnShareOnePingAndLaterOnesWaitForTheirOwn) {
+  RedisProcess redis;
+  ASSERT_TRUE(redis.Start());
+  std::vector<std::string> received;
+  RedisSubscriber::Handlers handlers;
+  handlers.on_message = [&](const std::string&, const RedisReply& payload) {
+    received.push_back(payload.text());
+  };
+  RedisSubscriber subscriber(io_.get_executor(), Url(redis), {}, {"news"}, std::move(handlers));
+  subscriber.Start();
+  ASSERT_TRUE(RunUntil([&] { return subscriber.subscribed(); }));
+  std::shared_ptr<RedisConnection> publisher = Connect(Url(redis));
+  ASSERT_TRUE(publisher);
+
+  // Ten barriers asked in one turn: one PING answers them all.
+  const uint64_t pings_before = subscriber.barrier_pings();
+  int ok = 0, done = 0;
+  auto barrier = [&]() -> asio::awaitable<void> {
+    if ((co_await subscriber.Barrier()).ok()) ++ok;
+    ++done;
+  };
+  for (int i = 0; i < 10; ++i) asio::co_spawn(io_, barrier(), asio::detached);
+  ASSERT_TRUE(RunUntil([&] { return done == 10; }));
+  EXPECT_EQ(ok, 10);
+  EXPECT_EQ(subscriber.barrier_pings(), pings_before + 1);
+
+  // A barrier asked while a PING is on its way gets a PING of its own, and returns only after
+  // what was published before it asked.
+  bool first_done = false, second_done = false;
+  size_t seen_by_second = 0;
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        EXPECT_TRUE((co_await subscriber.Barrier()).ok());
+        first_done = true;
+      },
+      asio::detached);
+  ASSERT_TRUE(RunUntil([&] { return subscriber.barrier_pings() == pings_before + 2; }));
+  ASSERT_EQ(Await(publisher->Execute(RedisCommand{"PUBLISH", "news", "late"}))->integer(), 1);
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        EXPECT_TRUE((co_await subscriber.Barrier()).ok());
+        seen_by_second = received.size();
+        second_done = true;
+      },
+      asio::detached);
+  ASSERT_TRUE(RunUntil([&] { return first_done && second_done; }));
+  EXPECT_EQ(subscriber.barrier_pings(), pings_before + 3);
+  EXPECT_EQ(seen_by_second, 1u);
+}
+
 TEST_F(RedisClientTest, FaultSubscriberResubscribesAfterRedisComesBack) {
   RedisProcess redis;
   ASSERT_TRUE(redis.Start());
