@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -343,6 +344,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     c["backup_change_gaps"] = counters_.change_gaps;
     c["backup_sessions_lost"] = counters_.sessions_lost;
     c["backup_placement_conflicts"] = counters_.placement_conflicts;
+    c["backup_handovers_adopted"] = counters_.handovers_adopted;
     c["backup_sends_failed"] = counters_.sends_failed;
     c["sync_writes_unconfirmed"] = counters_.sync_unconfirmed;
     c["backup_proxy_acks_missed"] = counters_.proxy_acks_missed;
@@ -554,6 +556,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     uint64_t sync_unconfirmed = 0;
     uint64_t proxy_acks_missed = 0;
     uint64_t principal_queries_partial = 0;
+    uint64_t handovers_adopted = 0;
   };
 
   // ---- Roles and placement ----
@@ -621,7 +624,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   uint64_t NextRequestId() { return ++next_request_id_; }
 
+  // The test hook: whether `envelope` to `node` is lost on the way.
+  bool DroppedForTest(const std::string& node, const PeerEnvelope& envelope) const {
+    return backup_.drop_for_test && backup_.drop_for_test(node, envelope);
+  }
+
   bool SendEnvelope(const std::string& node, PeerEnvelope envelope) {
+    if (DroppedForTest(node, envelope)) return true;
     Result<uint64_t> sent = cluster_->Send(node, std::move(envelope));
     if (sent.ok()) return true;
     ++counters_.sends_failed;
@@ -1089,7 +1098,9 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     call->timer.expires_after(timeout);
     PeerEnvelope envelope;
     envelope.mutable_backup_request()->Swap(&request);
-    Result<uint64_t> sent = cluster_->Send(node, std::move(envelope));
+    Result<uint64_t> sent = DroppedForTest(node, envelope)
+                                ? Result<uint64_t>(uint64_t{0})
+                                : cluster_->Send(node, std::move(envelope));
     if (!sent.ok()) {
       ++counters_.sends_failed;
       co_return sent.status();
@@ -1150,6 +1161,16 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         }
         if (reply->not_primary()) {
           std::vector<std::string> hint = ToVector(reply->placement().nodes());
+          if (hint.size() > 1 && hint[0] == self_ && RoleOf(key) != Role::kPrimary) {
+            // A hand-over to this node whose reply was lost (the link broke after the primary
+            // switched): the asked node believes this one is primary, this one believed the
+            // opposite, and both would answer UNAVAILABLE until a failover. Accept it, with the
+            // copy of the hint's next holder (the old primary, now the first backup).
+            Status adopted = co_await AdoptLostHandOver(key, id, hint, deadline);
+            if (adopted.ok()) co_return std::optional<BackupReply>();
+            tried = adopted.message();
+            continue;
+          }
           // A backup keeps its copy whatever another node's view says; only the primary's own
           // placements (ProxyUpdate) move copies.
           if (!hint.empty() && hint[0] != self_ && hint != table_.Nodes(key) &&
@@ -1175,6 +1196,55 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       boost::system::error_code ec;
       co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
+  }
+
+  // Becomes the primary of `key` as `hint` (a peer's placement, this node first) says, after a
+  // hand-over whose reply was lost. The hint's next holder must confirm it: it serves its copy
+  // to the primary its own placement names (ServeFetch), and only when that is this node, so a
+  // stale hint makes nobody primary. Every backup gets the whole session (the lost reply said
+  // which needed one) and every other node the placement (the new primary tells them, and it
+  // never did).
+  asio::awaitable<Status> AdoptLostHandOver(SessionKey key, std::string id,
+                                            std::vector<std::string> hint,
+                                            std::chrono::steady_clock::time_point deadline) {
+    auto self = shared_from_this();
+    const std::string holder = hint[1];
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) co_return Unavailable("no time left to take the session over");
+    BackupRequest request;
+    request.mutable_fetch()->set_id(id);
+    Result<BackupReply> copy = co_await CallPeer(holder, std::move(request), left);
+    if (!copy.ok()) co_return copy.status();
+    if (RoleOf(key) == Role::kPrimary) co_return Status::Ok();  // it arrived meanwhile
+    std::vector<std::string> nodes = ToVector(copy->placement().nodes());
+    if (copy->code() != v1::OK || copy->not_primary() || !copy->has_session() || nodes.empty() ||
+        nodes[0] != self_) {
+      co_return Unavailable(
+          fmt::format("node {} named this node primary of session {} but {} does not confirm it",
+                      hint[0], LogTag(id), holder));
+    }
+    const int64_t now = options_.clock->NowMs();
+    // This node's own copy (it was a backup) may be newer than the holder's: keep the newer.
+    const StoredSession* mine = store_.Find(id, now);
+    if ((mine == nullptr || mine->version() < copy->session().version()) &&
+        !HoldCopy(copy->session(), now)) {
+      co_return ResourceExhausted(
+          "this node could not hold the session it took over (its limits are lower than the "
+          "other nodes'): give every node the same limits");
+    }
+    table_.Set(key, nodes);
+    touch_sent_[key] = now;
+    forwarders_.erase(key);
+    ++counters_.moves_in;
+    ++counters_.handovers_adopted;
+    spdlog::warn(
+        "node {}: {} says this node is primary of session {} (a hand-over whose reply was "
+        "lost); taking it over with {}'s copy",
+        self_, hint[0], LogTag(id), holder);
+    for (size_t i = 1; i < nodes.size(); ++i) QueueFill(nodes[i], key);
+    BroadcastPlacement(id, nodes, /*removed=*/false, nullptr, nodes);
+    co_return Status::Ok();
   }
 
   // Fetches the session from its holder and becomes its primary (move_on_access). A backup

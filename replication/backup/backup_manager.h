@@ -23,6 +23,8 @@
 //   - Versions: the primary is authoritative; backups apply its changes only in version order
 //     and receive the whole session again on a gap, so a CONFLICT answer is the same wherever
 //     the session is read.
+//   - A node told by the old primary that a hand-over to it happened (its reply was lost)
+//     accepts it.
 //
 // Threading: one event loop, the executor given to the constructor, which must also be the
 // Cluster's. Every method is called there; nothing blocks it.
@@ -31,9 +33,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "replication/cluster/cluster.h"
@@ -70,6 +74,9 @@ struct BackupOptions {
   size_t batch_sessions = 256;
   size_t batch_placements = 4096;
   size_t fill_window = 4;
+  // Tests only: a backup message (or reply) to `node` for which this returns true is dropped
+  // instead of sent, as a link that broke right then would lose it.
+  std::function<bool(std::string_view node, const peer::v1::PeerEnvelope& envelope)> drop_for_test;
 };
 
 class BackupManager final : public SessionManager {

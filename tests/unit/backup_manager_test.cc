@@ -74,6 +74,17 @@ class BackupManagerTest : public ::testing::Test {
     return *raw;
   }
 
+  // Every node started after this drops the next backup reply `match` accepts, as a link that
+  // broke right after the reply was sent would.
+  void DropRepliesOnRequest() {
+    backup_options_.drop_for_test = [this](std::string_view, const peer::v1::PeerEnvelope& e) {
+      if (!drop_next_ || !e.has_backup_reply() || !drop_next_(e.backup_reply())) return false;
+      drop_next_ = nullptr;
+      ++dropped_;
+      return true;
+    };
+  }
+
   // Starts nodes `ids` (the first is every other's seed) and waits until all are linked and
   // ready.
   void StartAll(const std::vector<std::string>& ids) {
@@ -213,6 +224,8 @@ class BackupManagerTest : public ::testing::Test {
   ManualClock clock_;
   RandomIdGenerator ids_;
   BackupOptions backup_options_;
+  std::function<bool(const peer::v1::BackupReply&)> drop_next_;
+  int dropped_ = 0;
   std::map<std::string, std::unique_ptr<Node>> nodes_;
 };
 
@@ -639,6 +652,84 @@ TEST_F(BackupManagerTest, MetricsExportTheRoleGauges) {
   EXPECT_NE(out.find("sessiond_sessions_under_replicated 0"), std::string::npos) << out;
   EXPECT_NE(out.find("sessiond_sessions_backup "), std::string::npos);
   EXPECT_NE(out.find("sessiond_sessions_proxy "), std::string::npos);
+}
+
+// A forward's hand-over whose reply is lost: the old primary believes the asker is primary and
+// the asker believes the opposite. The asker's next access hears "not primary, you are" and
+// takes the session over with the old primary's copy.
+TEST_F(BackupManagerTest, ALostHandOverReplyIsAdoptedByTheAsker) {
+  backup_options_.fetch_timeout = 300ms;
+  DropRepliesOnRequest();
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"cart", "3 items"}});
+  const std::string backup = M("b").Roles().backup == 1 ? "b" : "c";
+  const std::string proxy = backup == "b" ? "c" : "b";
+  ASSERT_TRUE(Read(proxy, s.id()).ok());  // the first forward: no move yet
+  drop_next_ = [](const peer::v1::BackupReply& r) { return r.handed_over(); };
+  // The second moves it: the update runs on a, a hands the session over, the reply is lost.
+  const Result<v1::Session> lost = Set(proxy, s.id(), "cart", "4 items");
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.status().code(), v1::UNAVAILABLE);
+  EXPECT_EQ(dropped_, 1);
+  EXPECT_EQ(M("a").Roles().primary, 0u);
+  EXPECT_EQ(M(proxy).Roles().primary, 0u);
+
+  Result<v1::Session> got = Read(proxy, s.id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("cart"), "4 items");  // it ran on a before the hand-over
+  EXPECT_EQ(got->version(), 2u);
+  EXPECT_EQ(M(proxy).Roles().primary, 1u);
+  EXPECT_EQ(Counter(proxy, "backup_handovers_adopted"), 1u);
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, 1, 1));
+  EXPECT_EQ(M("a").Roles().backup, 1u);
+  // Readable and writable from both nodes.
+  ASSERT_TRUE(Set("a", s.id(), "cart", "5 items").ok());
+  ASSERT_TRUE(Set(proxy, s.id(), "cart", "6 items").ok());
+  got = Read("a", s.id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("cart"), "6 items");
+  EXPECT_EQ(got->version(), 4u);
+  got = Read(proxy, s.id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("cart"), "6 items");
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, 1, 1));
+}
+
+// A take-over fetch whose reply is lost (move_after 0), and the old primary is the one asked
+// next: the asker, which never became primary, names the old primary, which takes the session
+// back with its backup's confirmation.
+TEST_F(BackupManagerTest, ALostTakeOverReplyIsAdoptedByTheOldPrimary) {
+  backup_options_.move_after = 0;
+  backup_options_.fetch_timeout = 300ms;
+  DropRepliesOnRequest();
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"cart", "3 items"}});
+  const std::string backup = M("b").Roles().backup == 1 ? "b" : "c";
+  const std::string proxy = backup == "b" ? "c" : "b";
+  drop_next_ = [proxy](const peer::v1::BackupReply& r) {
+    return !r.not_primary() && r.placement().nodes_size() > 0 && r.placement().nodes(0) == proxy;
+  };
+  const Result<v1::Session> lost = Read(proxy, s.id());
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.status().code(), v1::UNAVAILABLE);
+  EXPECT_EQ(dropped_, 1);
+  EXPECT_EQ(M("a").Roles().primary, 0u);
+  EXPECT_EQ(M(proxy).Roles().primary, 0u);
+
+  Result<v1::Session> got = Read("a", s.id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("cart"), "3 items");
+  EXPECT_EQ(M("a").Roles().primary, 1u);
+  EXPECT_EQ(Counter("a", "backup_handovers_adopted"), 1u);
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, 1, 1));
+  // Readable and writable from both nodes (each access moves it, move_after 0).
+  ASSERT_TRUE(Set(proxy, s.id(), "cart", "4 items").ok());
+  ASSERT_TRUE(Set("a", s.id(), "cart", "5 items").ok());
+  got = Read(proxy, s.id());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->attributes().at("cart"), "5 items");
+  EXPECT_EQ(got->version(), 3u);
+  ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, 1, 1));
 }
 
 }  // namespace
