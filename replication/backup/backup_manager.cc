@@ -345,6 +345,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     c["backup_sessions_lost"] = counters_.sessions_lost;
     c["backup_placement_conflicts"] = counters_.placement_conflicts;
     c["backup_handovers_adopted"] = counters_.handovers_adopted;
+    c["backup_primary_conflicts_won"] = counters_.primary_conflicts_won;
+    c["backup_primary_conflicts_lost"] = counters_.primary_conflicts_lost;
     c["backup_sends_failed"] = counters_.sends_failed;
     c["sync_writes_unconfirmed"] = counters_.sync_unconfirmed;
     c["backup_proxy_acks_missed"] = counters_.proxy_acks_missed;
@@ -429,6 +431,10 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
             counters_.fills);
     counter("sessiond_backup_sessions_lost_total",
             "Sessions whose primary and every backup failed together.", counters_.sessions_lost);
+    counter("sessiond_backup_primary_conflicts_lost_total",
+            "Sessions this node stopped being primary of because another node also claimed them "
+            "(after a partition) and won: the writes made here since are discarded.",
+            counters_.primary_conflicts_lost);
   }
 
   size_t ExpireDue() {
@@ -506,6 +512,9 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     bool done = false;
     std::optional<BackupReply> reply;
     Status status;
+    // Called with the reply as it arrives, before any later message from the peer is handled
+    // (the awaiting coroutine resumes only later).
+    std::function<void(const BackupReply&)> on_reply;
   };
 
   struct Gather {
@@ -557,6 +566,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     uint64_t proxy_acks_missed = 0;
     uint64_t principal_queries_partial = 0;
     uint64_t handovers_adopted = 0;
+    uint64_t primary_conflicts_won = 0;
+    uint64_t primary_conflicts_lost = 0;
   };
 
   // ---- Roles and placement ----
@@ -588,17 +599,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   }
 
   // Records a placement learnt from a peer, dropping this node's copy when the placement no
-  // longer includes it. A placement that would demote this node from primary is refused unless
-  // `trusted`: only this node gives its sessions away (a move, a handoff); another claim means
-  // two nodes disagree on membership (a partition), and keeping the copy loses nothing.
+  // longer includes it. A placement that would demote this node from primary is not applied
+  // unless `trusted` (this node gave the session away: a move, a handoff): it is a conflict,
+  // settled by ResolveConflict.
   void ApplyPlacement(const SessionKey& key, const std::vector<std::string>& nodes, bool trusted) {
     const std::vector<std::string> before = table_.Nodes(key);
     if (!trusted && RoleOf(before) == Role::kPrimary && !nodes.empty() && nodes[0] != self_) {
-      ++counters_.placement_conflicts;
-      spdlog::warn(
-          "node {}: ignored a placement that makes {} primary of session {}, which this "
-          "node is primary of (a partition?)",
-          self_, nodes[0], LogTag(key.ToText()));
+      ResolveConflict(key, nodes[0]);
       return;
     }
     if (!trusted && !nodes.empty() && nodes[0] == self_ && RoleOf(before) != Role::kPrimary &&
@@ -618,6 +625,102 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       (void)store_.Erase(key.ToText(), options_.clock->NowMs());
       touch_sent_.erase(key);
     }
+  }
+
+  // ---- Two primaries of one session (after a partition heals) ----
+
+  // Of two nodes that both claim to be primary of `key`, the one that stays primary: the one
+  // rendezvous hashing ranks higher for the session (as PickByRendezvous orders nodes). It
+  // depends on the key and the two names only, never on what either side did to the session
+  // since, so both sides reach the same answer whenever and in whatever order they compare.
+  static std::string ConflictWinner(const SessionKey& key, const std::string& a,
+                                    const std::string& b) {
+    return PickByRendezvous(key, {a, b}, {}, 1).front();
+  }
+
+  // This node is primary of `key` and `claimant` claims to be too (its placement, put or
+  // change arrived). The winner re-asserts: its backups get whole copies again and every
+  // node its placement. The loser first asks the claimant to confirm (a placement or put can
+  // be stale: the claimant may have handed the session back since), then adopts its copy and
+  // placement; its own writes since the two sides split are discarded.
+  void ResolveConflict(const SessionKey& key, const std::string& claimant) {
+    ++counters_.placement_conflicts;
+    if (claimant.empty() || claimant == self_) return;
+    if (ConflictWinner(key, self_, claimant) == self_) {
+      if (reasserting_.insert(key).second) {
+        ++counters_.primary_conflicts_won;
+        spdlog::warn(
+            "node {}: {} also claims to be primary of session {} (a partition healed?); this "
+            "node keeps it (rendezvous order) and sends its copy to the backups again",
+            self_, claimant, LogTag(key.ToText()));
+      }
+      if (!reassert_posted_) {
+        reassert_posted_ = true;
+        asio::post(executor_, [weak = weak_from_this()] {
+          if (auto self = weak.lock()) self->ReassertAll();
+        });
+      }
+      return;
+    }
+    if (!yielding_.insert(key).second) return;  // already asking
+    asio::co_spawn(executor_, YieldTo(key, claimant), asio::detached);
+  }
+
+  void ReassertAll() {
+    reassert_posted_ = false;
+    const std::set<SessionKey, KeyLess> keys = std::move(reasserting_);
+    reasserting_.clear();
+    const std::vector<std::string> live = LiveMembers();
+    const size_t target = TargetBackups(live);
+    const int64_t now = options_.clock->NowMs();
+    for (const SessionKey& key : keys) {
+      const std::vector<std::string> nodes = table_.Nodes(key);
+      if (RoleOf(nodes) != Role::kPrimary || store_.Find(key.ToText(), now) == nullptr) continue;
+      std::vector<std::string> placed{self_};
+      for (std::string& b :
+           RefillBackups(key, self_, {nodes.begin() + 1, nodes.end()}, live, target)) {
+        placed.push_back(std::move(b));
+      }
+      table_.Set(key, placed);
+      // Whole copies: a backup may hold the loser's copy, at a version that would make it
+      // ignore this node's next changes.
+      for (size_t i = 1; i < placed.size(); ++i) QueueFill(placed[i], key);
+      BroadcastPlacement(key.ToText(), placed, /*removed=*/false, nullptr, {});
+    }
+  }
+
+  // The losing side of a conflict: asks `claimant` whether it is the primary (with `yielding`,
+  // which makes it re-assert) and, when it is, takes its copy and placement.
+  asio::awaitable<void> YieldTo(SessionKey key, std::string claimant) {
+    auto self = shared_from_this();
+    const std::string id = key.ToText();
+    BackupRequest request;
+    request.mutable_fetch()->set_id(id);
+    request.mutable_fetch()->set_yielding(true);
+    // Settled as the reply arrives: the winner's puts and changes sent after it find this
+    // node a backup already.
+    std::function<void(const BackupReply&)> settle = [this, key, claimant](const BackupReply& r) {
+      YieldWith(key, claimant, r);
+    };
+    Result<BackupReply> reply = co_await CallPeerWith(claimant, std::move(request),
+                                                      backup_.fetch_timeout, std::move(settle));
+    (void)reply;
+    yielding_.erase(key);
+  }
+
+  void YieldWith(const SessionKey& key, const std::string& claimant, const BackupReply& reply) {
+    const std::vector<std::string> nodes = ToVector(reply.placement().nodes());
+    if (stopping_ || reply.code() != v1::OK || reply.not_primary() || !reply.has_session() ||
+        nodes.empty() || nodes[0] != claimant || RoleOf(key) != Role::kPrimary) {
+      return;  // a stale claim, or settled meanwhile
+    }
+    ++counters_.primary_conflicts_lost;
+    spdlog::warn(
+        "node {}: {} is also primary of session {} (a partition healed?) and wins (rendezvous "
+        "order): this node takes its copy; the writes made here since the split are discarded",
+        self_, claimant, LogTag(key.ToText()));
+    ApplyPlacement(key, nodes, /*trusted=*/true);
+    if (Contains(nodes, self_)) (void)HoldCopy(reply.session(), options_.clock->NowMs());
   }
 
   // ---- Sending ----
@@ -984,7 +1087,10 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       if (!key) continue;
       std::vector<std::string> nodes = ToVector(copy.nodes());
       if (RoleOf(*key) == Role::kPrimary) {
-        ++counters_.placement_conflicts;
+        // Another node, primary of this session too, sends its copy: refused until the
+        // conflict is settled (the winner's copy comes again if this node loses).
+        ResolveConflict(*key, nodes.empty() ? std::string() : nodes[0]);
+        ok = ok && (nodes.empty() || nodes[0] == self_);
         continue;
       }
       table_.Set(*key, nodes);
@@ -995,7 +1101,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   void OnChange(const PeerIdentity& from, const PeerEnvelope& envelope) {
     const BackupChange& change = envelope.backup_change();
-    std::optional<std::string> stale = ApplyChange(change);
+    std::optional<std::string> stale = ApplyChange(from.node_id, change);
     if (!change.want_ack()) return;
     std::vector<std::string> stale_ids;
     if (stale) stale_ids.push_back(std::move(*stale));
@@ -1006,19 +1112,31 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     const peer::v1::BackupChangeBatch& batch = envelope.backup_change_batch();
     std::vector<std::string> stale_ids;
     for (const BackupChange& change : batch.changes()) {
-      std::optional<std::string> stale = ApplyChange(change);
+      std::optional<std::string> stale = ApplyChange(from.node_id, change);
       if (stale) stale_ids.push_back(std::move(*stale));
     }
     SendAck(from.node_id, batch.request_id(), stale_ids.empty(), std::move(stale_ids));
   }
 
-  // Applies one change of the primary to this node's copy. Returns the id of a session whose
-  // copy is missing or behind (the primary sends it whole), or nullopt when the copy is current.
-  std::optional<std::string> ApplyChange(const BackupChange& change) {
+  // Applies one change of the primary `from` to this node's copy. Returns the id of a session
+  // whose copy is missing or behind (the primary sends it whole), or nullopt when the copy is
+  // current.
+  std::optional<std::string> ApplyChange(const std::string& from, const BackupChange& change) {
     const int64_t now = options_.clock->NowMs();
     const std::optional<SessionKey> key = SessionKey::FromText(change.id());
     if (!key) return std::nullopt;
     const StoredSession* s = store_.Find(change.id(), now);
+    // A change newer than this node's copy while this node is primary comes from another
+    // primary of the session (after a partition): not applied. An update answers as a gap, so
+    // its sender's write is not confirmed here. (An older one is a change the old primary sent
+    // before it handed the session over here, overtaken by the hand-over's reply.)
+    if (IsPrimary(*key) && ((change.kind() == BackupChange::UPDATE &&
+                             (s == nullptr || change.version() > s->version())) ||
+                            change.kind() == BackupChange::ROTATE_ID)) {
+      ResolveConflict(*key, from);
+      return change.kind() == BackupChange::UPDATE ? std::optional<std::string>(change.id())
+                                                   : std::nullopt;
+    }
     switch (change.kind()) {
       case BackupChange::UPDATE: {
         if (s == nullptr) return change.id();
@@ -1090,11 +1208,18 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   asio::awaitable<Result<BackupReply>> CallPeer(std::string node, BackupRequest request,
                                                 std::chrono::milliseconds timeout) {
+    return CallPeerWith(std::move(node), std::move(request), timeout, nullptr);
+  }
+
+  asio::awaitable<Result<BackupReply>> CallPeerWith(
+      std::string node, BackupRequest request, std::chrono::milliseconds timeout,
+      std::function<void(const BackupReply&)> on_reply) {
     auto self = shared_from_this();
     const uint64_t request_id = NextRequestId();
     request.set_request_id(request_id);
     auto call = std::make_shared<Call>(executor_);
     call->node = node;
+    call->on_reply = std::move(on_reply);
     call->timer.expires_after(timeout);
     PeerEnvelope envelope;
     envelope.mutable_backup_request()->Swap(&request);
@@ -1127,6 +1252,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     call->done = true;
     call->reply = envelope.backup_reply();
     call->timer.cancel();
+    if (call->on_reply) call->on_reply(*call->reply);
   }
 
   void Reply(const std::string& node, BackupReply reply) {
@@ -1483,6 +1609,11 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       return reply;
     }
     ++counters_.fetches_served;
+    if (request.fetch().yielding()) {
+      // Another primary of this session gives way to this one: re-assert, so the loser's
+      // backups and proxies learn this node's copy and placement.
+      ResolveConflict(*key, from);
+    }
     const bool current = request.fetch().have_version() != 0 &&
                          request.fetch().have_version() == s->version() && Contains(nodes, from);
     if (current) {
@@ -1791,6 +1922,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       case Kind::kJoined:
         OnPeerJoined(node);
         return;
+      case Kind::kRecovered:
+        // Back from the dead with the same incarnation: a partition healed. This node re-placed
+        // the peer's sessions meanwhile and the peer did the same with this node's; the
+        // snapshots both ways find the sessions both claim (ResolveConflict) and make this
+        // node ready again.
+        if (event.previous_state == MemberState::kDead) OnPeerJoined(node, /*send_yours=*/true);
+        return;
       default:
         return;
     }
@@ -1966,7 +2104,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     for (; work->next < end; ++work->next) {
       const SessionKey& key = work->keys[work->next];
       const std::vector<std::string> nodes = table_.Nodes(key);
-      if (RoleOf(nodes) != Role::kPrimary) continue;
+      // Not while asking another primary of it whether to give way (its claim would spread).
+      if (RoleOf(nodes) != Role::kPrimary || yielding_.count(key) > 0) continue;
       std::vector<std::string> backups =
           RefillBackups(key, self_, {nodes.begin() + 1, nodes.end()}, live, target);
       std::vector<std::string> placed{self_};
@@ -1985,9 +2124,9 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     });
   }
 
-  void OnPeerJoined(const std::string& node) {
+  void OnPeerJoined(const std::string& node, bool send_yours = false) {
     if (!started_) return;
-    SendSnapshot(node);
+    SendSnapshot(node, send_yours);
     SendInterest(node);
     RefillPrimaries(LiveMembers(), {});
   }
@@ -2345,6 +2484,11 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   bool announce_posted_ = false;
   bool announced_interest_ = false;
   std::map<std::string, PeerInterest, std::less<>> peer_interest_;
+  // Sessions two nodes claim: those this node won, re-asserted once per loop turn, and those
+  // it is asking the winner about.
+  std::set<SessionKey, KeyLess> reasserting_;
+  bool reassert_posted_ = false;
+  std::set<SessionKey, KeyLess> yielding_;
   Counters counters_;
 };
 

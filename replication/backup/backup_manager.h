@@ -23,8 +23,10 @@
 //   - Versions: the primary is authoritative; backups apply its changes only in version order
 //     and receive the whole session again on a gap, so a CONFLICT answer is the same wherever
 //     the session is read.
-//   - A node told by the old primary that a hand-over to it happened (its reply was lost)
-//     accepts it.
+//   - Partitions: both sides serve. When they meet again, two primaries of one session settle
+//     on the one rendezvous ranks higher for it (both sides compute the same); the loser takes
+//     the winner's copy and placement, and the writes it took meanwhile are lost. A node told
+//     by the old primary that a hand-over to it happened (its reply was lost) accepts it.
 //
 // Threading: one event loop, the executor given to the constructor, which must also be the
 // Cluster's. Every method is called there; nothing blocks it.

@@ -13,9 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "replication/backup/placement.h"
 #include "replication/clock.h"
 #include "replication/cluster/cluster.h"
 #include "replication/session_id.h"
+#include "replication/session_key.h"
+#include "tests/unit/delta_test_cluster.h"  // Relay
 
 namespace sessiond {
 namespace {
@@ -45,13 +48,17 @@ class BackupManagerTest : public ::testing::Test {
       node->manager.reset();
       node->cluster->Stop();
     }
+    relays_.clear();
     io_.poll();
   }
 
-  Node& Start(const std::string& id, std::vector<Endpoint> seeds = {}) {
+  // With a relay, the node tells its peers to dial it through the relay.
+  Node& Start(const std::string& id, std::vector<Endpoint> seeds = {},
+              testing::Relay* relay = nullptr) {
     ClusterOptions options;
     options.network.self = NodeIdentity{"test", id, 0};
     options.network.listen = Endpoint{Endpoint::Kind::kTcp, "127.0.0.1", 0, ""};
+    if (relay != nullptr) options.network.advertise_address = relay->address();
     options.network.seeds = std::move(seeds);
     options.network.reconnect_min = 10ms;
     options.network.reconnect_max = 100ms;
@@ -67,6 +74,7 @@ class BackupManagerTest : public ::testing::Test {
     node->manager = std::make_unique<BackupManager>(io_.get_executor(), manager_options,
                                                     node->cluster.get(), backup_options_);
     EXPECT_TRUE(node->cluster->Start().ok());
+    if (relay != nullptr) relay->set_target(node->cluster->listen_endpoint().port);
     const Status started = Run(node->manager->Start());
     EXPECT_TRUE(started.ok()) << started.ToString();
     Node* raw = node.get();
@@ -83,6 +91,14 @@ class BackupManagerTest : public ::testing::Test {
       ++dropped_;
       return true;
     };
+  }
+
+  bool AllLinkedAndReady(const std::vector<std::string>& ids) {
+    for (const std::string& id : ids) {
+      if (nodes_.at(id)->cluster->LivePeers().size() != ids.size() - 1) return false;
+      if (!nodes_.at(id)->manager->Ready().ready) return false;
+    }
+    return true;
   }
 
   // Starts nodes `ids` (the first is every other's seed) and waits until all are linked and
@@ -194,15 +210,23 @@ class BackupManagerTest : public ::testing::Test {
 
   // Moves the clock, has every node in `ids` heartbeat and judge its peers, and runs the loop
   // until each of them has heard each other one at the new time.
-  void Advance(int64_t ms, const std::vector<std::string>& ids) {
+  void Advance(int64_t ms, const std::vector<std::string>& ids) { AdvanceGroups(ms, {ids}); }
+
+  // As Advance, for every group at once: the nodes of a group hear each other (a partition's
+  // sides, each judging the other).
+  void AdvanceGroups(int64_t ms, const std::vector<std::vector<std::string>>& groups) {
     clock_.AdvanceMs(ms);
-    for (const std::string& id : ids) nodes_.at(id)->cluster->Tick();
+    for (const auto& ids : groups) {
+      for (const std::string& id : ids) nodes_.at(id)->cluster->Tick();
+    }
     ASSERT_TRUE(RunUntil(io_, [&] {
-      for (const std::string& from : ids) {
-        for (const std::string& to : ids) {
-          if (from == to) continue;
-          for (const MemberView& m : nodes_.at(to)->cluster->View().members) {
-            if (m.member.node_id == from && m.heard_ago_ms != 0) return false;
+      for (const auto& ids : groups) {
+        for (const std::string& from : ids) {
+          for (const std::string& to : ids) {
+            if (from == to) continue;
+            for (const MemberView& m : nodes_.at(to)->cluster->View().members) {
+              if (m.member.node_id == from && m.heard_ago_ms != 0) return false;
+            }
           }
         }
       }
@@ -226,6 +250,7 @@ class BackupManagerTest : public ::testing::Test {
   BackupOptions backup_options_;
   std::function<bool(const peer::v1::BackupReply&)> drop_next_;
   int dropped_ = 0;
+  std::vector<std::unique_ptr<testing::Relay>> relays_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;
 };
 
@@ -730,6 +755,76 @@ TEST_F(BackupManagerTest, ALostTakeOverReplyIsAdoptedByTheOldPrimary) {
   EXPECT_EQ(got->attributes().at("cart"), "5 items");
   EXPECT_EQ(got->version(), 3u);
   ASSERT_TRUE(RedundancyRestored({"a", "b", "c"}, 1, 1));
+}
+
+// A partition {c} | {a, b}: both sides keep serving, so the session has two primaries with
+// different copies. When it heals, both compute the same winner (rendezvous order of the two
+// claimants); the loser takes the winner's copy and placement, and the loser's writes made
+// during the partition are gone.
+TEST_F(BackupManagerTest, FaultTwoPrimariesAfterAPartitionConvergeOnOne) {
+  backup_options_.move_on_access = false;  // reads must not move the session around
+  // c reaches a and b only through a relay the test can blackhole: c advertises it and a and b
+  // dial c (their seed) through it; a and b link directly.
+  relays_.push_back(std::make_unique<testing::Relay>(io_));
+  testing::Relay& relay = *relays_.back();
+  Start("c", {}, &relay);
+  Start("a", {relay.endpoint()});
+  Start("b", {relay.endpoint()});
+  const std::vector<std::string> all{"a", "b", "c"};
+  ASSERT_TRUE(RunUntil(io_, [&] { return AllLinkedAndReady(all); }));
+  const v1::Session s = Create("c", {{"k", "before"}});
+  ASSERT_TRUE(RedundancyRestored(all, 1, 1));
+
+  relay.set_mode(testing::Relay::Mode::kBlackhole);
+  for (int i = 0; i < 6; ++i) AdvanceGroups(600, {{"a", "b"}, {"c"}});
+  // Each side fails over: c keeps the session alone, a-b promote c's backup and refill.
+  ASSERT_TRUE(RunUntil(io_, [&] {
+    return M("c").Roles().primary == 1 && Totals({"a", "b"}).primary == 1 &&
+           Totals({"a", "b"}).backup == 1 && Totals({"a", "b"}).under_replicated == 0;
+  }));
+  const std::string other = M("a").Roles().primary == 1 ? "a" : "b";
+  ASSERT_TRUE(Set("c", s.id(), "k", "c side").ok());
+  ASSERT_TRUE(Set("a", s.id(), "k", "a-b side").ok());
+  ASSERT_TRUE(Set("b", s.id(), "k", "a-b side, again").ok());
+
+  const std::string winner =
+      PickByRendezvous(*SessionKey::FromText(s.id()), {"c", other}, {}, 1).front();
+  const std::string loser = winner == "c" ? other : "c";
+  const std::string kept = winner == "c" ? "c side" : "a-b side, again";
+  const uint64_t kept_version = winner == "c" ? 2 : 3;
+
+  relay.set_mode(testing::Relay::Mode::kPass);
+  relay.Cut();
+  ASSERT_TRUE(RunUntil(io_, [&] { return AllLinkedAndReady(all); }));
+  Advance(600, all);
+  ASSERT_TRUE(RunUntil(io_,
+                       [&] {
+                         const BackupManager::RoleCounts t = Totals(all);
+                         return M(winner).Roles().primary == 1 && t.primary == 1 && t.backup == 1 &&
+                                t.proxy == 1 && t.under_replicated == 0;
+                       }))
+      << Totals(all).primary << " primaries";
+  std::string backup;
+  for (const std::string& id : all) {
+    if (M(id).Roles().backup == 1) backup = id;
+  }
+  ASSERT_TRUE(RunUntil(io_, [&] { return M(backup).Digest()->hash == M(winner).Digest()->hash; }));
+  EXPECT_EQ(Counter(loser, "backup_primary_conflicts_lost"), 1u);
+  EXPECT_GE(Counter(winner, "backup_primary_conflicts_won"), 1u);
+  // Every node reads the winner's copy (the proxy forwards to the winner).
+  for (const std::string& id : all) {
+    Result<v1::Session> got = Read(id, s.id());
+    ASSERT_TRUE(got.ok()) << id << ": " << got.status().ToString();
+    EXPECT_EQ(got->attributes().at("k"), kept) << id;
+    EXPECT_EQ(got->version(), kept_version) << id;
+  }
+  // And writes from every node land on it.
+  for (const std::string& id : all) {
+    const Result<v1::Session> set = Set(id, s.id(), "k", "after " + id);
+    ASSERT_TRUE(set.ok()) << id << ": " << set.status().ToString();
+  }
+  EXPECT_EQ(M(backup).Digest()->hash, M(winner).Digest()->hash);
+  EXPECT_EQ(Read(loser, s.id())->version(), kept_version + 3);
 }
 
 }  // namespace
