@@ -48,6 +48,8 @@ constexpr std::chrono::milliseconds kRetryWait{20};
 constexpr size_t kRefillChunk = 2048;
 // How many times one operation follows "not primary, ask X" before giving up.
 constexpr int kMaxRedirects = 16;
+// Sessions a node asks one other primary of them about at once after a partition healed.
+constexpr size_t kYieldWindow = 64;
 
 bool Contains(const std::vector<std::string>& list, std::string_view node) {
   return std::find(list.begin(), list.end(), node) != list.end();
@@ -663,7 +665,22 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       return;
     }
     if (!yielding_.insert(key).second) return;  // already asking
-    asio::co_spawn(executor_, YieldTo(key, claimant), asio::detached);
+    yield_queue_[claimant].push_back(key);
+    PumpYields(claimant);
+  }
+
+  // Asks `claimant` about at most kYieldWindow sessions at a time, so that a heal with many
+  // sessions both sides claim does not overflow the link's queue.
+  void PumpYields(const std::string& claimant) {
+    auto it = yield_queue_.find(claimant);
+    while (it != yield_queue_.end() && !it->second.empty() &&
+           yields_in_flight_[claimant] < kYieldWindow) {
+      const SessionKey key = it->second.front();
+      it->second.pop_front();
+      ++yields_in_flight_[claimant];
+      asio::co_spawn(executor_, YieldTo(key, claimant), asio::detached);
+    }
+    if (it != yield_queue_.end() && it->second.empty()) yield_queue_.erase(it);
   }
 
   void ReassertAll() {
@@ -706,6 +723,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
                                                       backup_.fetch_timeout, std::move(settle));
     (void)reply;
     yielding_.erase(key);
+    if (--yields_in_flight_[claimant] == 0) yields_in_flight_.erase(claimant);
+    PumpYields(claimant);
   }
 
   void YieldWith(const SessionKey& key, const std::string& claimant, const BackupReply& reply) {
@@ -2489,6 +2508,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   std::set<SessionKey, KeyLess> reasserting_;
   bool reassert_posted_ = false;
   std::set<SessionKey, KeyLess> yielding_;
+  std::map<std::string, std::deque<SessionKey>> yield_queue_;
+  std::map<std::string, size_t> yields_in_flight_;
   Counters counters_;
 };
 
