@@ -647,14 +647,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   // placement; its own writes since the two sides split are discarded.
   void ResolveConflict(const SessionKey& key, const std::string& claimant) {
     ++counters_.placement_conflicts;
-    if (claimant.empty() || claimant == self_) return;
+    // A node handing its sessions over (Stop) hears the takers' placements before it has
+    // applied their confirmations: not a conflict, they are taking over.
+    if (claimant.empty() || claimant == self_ || handing_off_) return;
     if (ConflictWinner(key, self_, claimant) == self_) {
       if (reasserting_.insert(key).second) {
         ++counters_.primary_conflicts_won;
-        spdlog::warn(
-            "node {}: {} also claims to be primary of session {} (a partition healed?); this "
-            "node keeps it (rendezvous order) and sends its copy to the backups again",
-            self_, claimant, LogTag(key.ToText()));
+        reassert_claimant_ = claimant;  // for the log line
       }
       if (!reassert_posted_) {
         reassert_posted_ = true;
@@ -690,6 +689,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     const std::vector<std::string> live = LiveMembers();
     const size_t target = TargetBackups(live);
     const int64_t now = options_.clock->NowMs();
+    if (!keys.empty()) {
+      spdlog::warn(
+          "node {}: another node also claims to be primary of {} of this node's sessions (a "
+          "partition healed?), e.g. {} claimed by {}; this node keeps them (rendezvous order) "
+          "and sends its copies to their backups again",
+          self_, keys.size(), LogTag(keys.begin()->ToText()), reassert_claimant_);
+    }
     for (const SessionKey& key : keys) {
       const std::vector<std::string> nodes = table_.Nodes(key);
       if (RoleOf(nodes) != Role::kPrimary || store_.Find(key.ToText(), now) == nullptr) continue;
@@ -2182,6 +2188,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   asio::awaitable<void> Handoff() {
     auto self = shared_from_this();
+    handing_off_ = true;
     const auto deadline = std::chrono::steady_clock::now() + backup_.handoff_timeout;
     const std::vector<std::string> peers = cluster_->LivePeers();
     if (peers.empty()) co_return;
@@ -2507,6 +2514,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   // it is asking the winner about.
   std::set<SessionKey, KeyLess> reasserting_;
   bool reassert_posted_ = false;
+  bool handing_off_ = false;
+  std::string reassert_claimant_;
   std::set<SessionKey, KeyLess> yielding_;
   std::map<std::string, std::deque<SessionKey>> yield_queue_;
   std::map<std::string, size_t> yields_in_flight_;
