@@ -396,7 +396,8 @@ std::string StampedSessionWriter::Finish() && {
   return std::move(out_);
 }
 
-Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* chunk) {
+Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* chunk,
+                            int acceleration) {
   if (raw.size() > static_cast<size_t>(LZ4_MAX_INPUT_SIZE)) {
     return Internal(fmt::format(
         "a state-transfer chunk of {} bytes is too large for lz4; this is a bug in chunking: "
@@ -406,8 +407,8 @@ Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* 
   const int bound = LZ4_compressBound(static_cast<int>(raw.size()));
   std::string* payload = chunk->mutable_lz4_payload();
   payload->resize(static_cast<size_t>(bound));
-  const int compressed =
-      LZ4_compress_default(raw.data(), payload->data(), static_cast<int>(raw.size()), bound);
+  const int compressed = LZ4_compress_fast(raw.data(), payload->data(),
+                                           static_cast<int>(raw.size()), bound, acceleration);
   if (compressed <= 0 && !raw.empty()) {
     return Internal("lz4 failed to compress a state-transfer chunk: report this as a bug");
   }

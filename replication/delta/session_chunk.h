@@ -83,9 +83,16 @@ struct DecodedChunk {
   std::vector<AttributeBlock> blocks;
 };
 
-// Sets chunk->raw_size and chunk->lz4_payload from a serialized StampedSessionList. INTERNAL if
-// lz4 cannot take it (over 2 GB, which chunking never builds).
-Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* chunk);
+// lz4's acceleration for state-transfer chunks (1 is LZ4_compress_default). See docs/delta.md
+// "Cost" for what the choice was measured at.
+inline constexpr int kSessionChunkLz4Acceleration = 1;
+
+// Sets chunk->raw_size and chunk->lz4_payload from a serialized StampedSessionList, compressed
+// with lz4 at `acceleration` (LZ4_compress_fast: higher is faster and compresses less; the
+// receiver decompresses any). INTERNAL if lz4 cannot take it (over 2 GB, which chunking never
+// builds).
+Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* chunk,
+                            int acceleration = kSessionChunkLz4Acceleration);
 
 // Parses the list a chunk carries into *list. INVALID_ARGUMENT when raw_size is over
 // `max_raw_bytes` or the payload does not decompress or parse: the peer sent garbage.
