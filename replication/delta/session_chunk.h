@@ -83,9 +83,10 @@ struct DecodedChunk {
   std::vector<AttributeBlock> blocks;
 };
 
-// lz4's acceleration for state-transfer chunks (1 is LZ4_compress_default). See docs/delta.md
-// "Cost" for what the choice was measured at.
-inline constexpr int kSessionChunkLz4Acceleration = 1;
+// lz4's acceleration for state-transfer chunks (1 is LZ4_compress_default). At 4, compressing
+// costs 10% less CPU on very repetitive values and 40% less on random text, for chunks 0.5-11%
+// larger (DeltaChunkCompressionBenchmark; docs/delta.md "Cost").
+inline constexpr int kSessionChunkLz4Acceleration = 4;
 
 // Sets chunk->raw_size and chunk->lz4_payload from a serialized StampedSessionList, compressed
 // with lz4 at `acceleration` (LZ4_compress_fast: higher is faster and compresses less; the
