@@ -30,6 +30,11 @@ uint64_t Mix(uint64_t x) {
   return x;
 }
 
+// The anti-entropy bucket of the session whose id hashes (Fnv) to `id_hash`.
+uint32_t BucketOfHash(uint64_t id_hash) {
+  return static_cast<uint32_t>(Mix(id_hash) % StampTable::kBuckets);
+}
+
 }  // namespace
 
 bool StampAfter(const Stamp& a, const Stamp& b) {
@@ -37,9 +42,7 @@ bool StampAfter(const Stamp& a, const Stamp& b) {
   return a.node > b.node;
 }
 
-uint32_t StampTable::Bucket(std::string_view session) {
-  return static_cast<uint32_t>(Mix(Fnv(session)) % kBuckets);
-}
+uint32_t StampTable::Bucket(std::string_view session) { return BucketOfHash(Fnv(session)); }
 
 StampTable::StampTable(size_t max_removed_ids)
     : max_removed_ids_(std::max<size_t>(1, max_removed_ids)),
@@ -208,7 +211,7 @@ uint64_t StampTable::EntryHash(uint64_t id_hash, const Entry& e) const {
 void StampTable::ToggleAll(std::string_view session, const SessionStamps& stamps) {
   if (stamps.entries.empty()) return;
   const uint64_t id_hash = Fnv(session);
-  uint64_t& bucket = buckets_[Bucket(session)];
+  uint64_t& bucket = buckets_[BucketOfHash(id_hash)];  // Bucket(session), hashing it once
   for (const Entry& e : stamps.entries) bucket ^= EntryHash(id_hash, e);
 }
 
@@ -238,7 +241,7 @@ void StampTable::Set(std::string_view session, StampedField field, std::string_v
   const auto wanted = static_cast<uint32_t>(field);
   SessionStamps& stamps = FindOrAddSession(session);
   const uint64_t id_hash = Fnv(session);
-  uint64_t& bucket = buckets_[Bucket(session)];
+  uint64_t& bucket = buckets_[BucketOfHash(id_hash)];
   for (Entry& e : stamps.entries) {
     if (e.field == wanted && e.name == name_index) {
       bucket ^= EntryHash(id_hash, e);
@@ -261,15 +264,28 @@ void StampTable::Adopt(std::string_view session, std::span<const StampRecord> re
   ToggleAll(session, stamps);
   stamps.entries.clear();
   stamps.entries.reserve(records.size());
-  // Sessions of one application mostly list the same names in the same order: compare with the
-  // name the last adopted session had at the same position before hashing it.
+  // Sessions of one application mostly hold the same names, though not always in the same order
+  // (a protobuf map's order varies from message to message): look for the name among those the
+  // last adopted session had, at the same position first, before hashing it. Likewise the node,
+  // which is mostly the one the last stamp named.
   if (adopt_names_.size() < records.size()) adopt_names_.resize(records.size(), 0);
   for (size_t i = 0; i < records.size(); ++i) {
     const StampRecord& r = records[i];
     uint32_t name = adopt_names_[i];
-    if (names_[name] != r.name) adopt_names_[i] = name = InternName(r.name);
+    if (names_[name] != r.name) {
+      // Swapped into place, so that the names seen stay among adopt_names_ for the next one.
+      auto known = std::find_if(adopt_names_.begin(), adopt_names_.end(),
+                                [&](uint32_t n) { return names_[n] == r.name; });
+      if (known != adopt_names_.end()) {
+        std::swap(adopt_names_[i], *known);
+      } else {
+        adopt_names_[i] = InternName(r.name);
+      }
+      name = adopt_names_[i];
+    }
+    if (nodes_[adopt_node_] != r.node) adopt_node_ = Intern(r.node);
     stamps.entries.push_back(
-        Entry{r.clock, name, Intern(r.node), static_cast<uint32_t>(r.field), r.removed ? 1u : 0u});
+        Entry{r.clock, name, adopt_node_, static_cast<uint32_t>(r.field), r.removed ? 1u : 0u});
   }
   ToggleAll(session, stamps);
 }

@@ -215,6 +215,7 @@ class StampTable {
   std::vector<std::string> names_;     // index 0 is ""
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> name_index_;
   std::vector<uint32_t> adopt_names_;  // by position, the names the last Adopt took
+  uint32_t adopt_node_ = 0;            // the node of the last stamp Adopt took
   KeyedSessions keyed_;
   std::unordered_map<std::string, SessionStamps, StringHash, std::equal_to<>> named_;
   BucketHashes buckets_{};
