@@ -65,6 +65,40 @@ TEST(DeltaStampDigestTest, AdoptIsTheSameAsSettingEachStamp) {
   EXPECT_EQ(two.touch_sent_ms("s1"), 42);
 }
 
+// Adopt remembers the names (and node) the last adopted session had; sessions that list them in
+// other orders, fewer or more of them, or new ones, still get each stamp under its own name.
+TEST(DeltaStampDigestTest, AdoptInAnyNameOrderIsTheSameAsSettingEachStamp) {
+  const std::vector<std::vector<std::string>> orders = {
+      {"a", "b", "c", "d"},           {"d", "c", "b", "a"}, {"b", "a", "d", "c"}, {"c", "e"},
+      {"a", "b", "c", "d", "e", "f"}, {"f", "a"},           {"a", "b", "c", "d"}};
+  StampTable set(100);
+  StampTable adopted(100);
+  for (size_t s = 0; s < orders.size(); ++s) {
+    const std::string id = "s" + std::to_string(s);
+    const std::string node = s % 3 == 0 ? "n1" : "n2";
+    std::vector<StampRecord> records;
+    for (size_t i = 0; i < orders[s].size(); ++i) {
+      const uint64_t clock = 10 * s + i + 1;
+      set.Set(id, StampedField::kAttribute, orders[s][i], clock, node, /*removed=*/i == 1);
+      records.push_back(StampRecord{StampedField::kAttribute, orders[s][i], clock, node, i == 1});
+    }
+    set.Set(id, StampedField::kMaxIdle, "", 7, "n3");
+    records.push_back(StampRecord{StampedField::kMaxIdle, "", 7, "n3", false});
+    adopted.Adopt(id, records, /*touch_sent_ms=*/0);
+  }
+  EXPECT_EQ(set.bucket_hashes(), adopted.bucket_hashes());
+  for (size_t s = 0; s < orders.size(); ++s) {
+    const std::string id = "s" + std::to_string(s);
+    for (size_t i = 0; i < orders[s].size(); ++i) {
+      const Stamp stamp = adopted.Get(id, StampedField::kAttribute, orders[s][i]);
+      EXPECT_EQ(stamp.clock, 10 * s + i + 1) << id << " " << orders[s][i];
+      EXPECT_EQ(stamp.node, s % 3 == 0 ? "n1" : "n2");
+      EXPECT_EQ(adopted.IsTombstone(id, orders[s][i]), i == 1);
+    }
+    EXPECT_EQ(adopted.Get(id, StampedField::kMaxIdle).node, "n3");
+  }
+}
+
 TEST(DeltaStampDigestTest, BucketsSpreadIds) {
   RandomIdGenerator ids;
   std::vector<int> counts(StampTable::kBuckets);
