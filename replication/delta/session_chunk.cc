@@ -417,15 +417,18 @@ Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* 
   return Status::Ok();
 }
 
-Status DecodeSessionChunk(const peer::v1::StateTransferChunk& chunk, size_t max_raw_bytes,
-                          peer::v1::StampedSessionList* list) {
+namespace {
+
+// Decompresses a chunk's payload into `raw` (reusing its capacity), within `max_raw_bytes`.
+Status DecompressChunk(const peer::v1::StateTransferChunk& chunk, size_t max_raw_bytes,
+                       std::string& raw) {
   if (chunk.raw_size() > max_raw_bytes) {
     return InvalidArgument(fmt::format(
         "a state-transfer chunk claims {} bytes, over the limit of {}: the peers run different "
         "releases or the peer is broken",
         chunk.raw_size(), max_raw_bytes));
   }
-  std::string raw(chunk.raw_size(), '\0');
+  raw.resize(chunk.raw_size());
   if (chunk.raw_size() > 0) {
     const int n = LZ4_decompress_safe(chunk.lz4_payload().data(), raw.data(),
                                       static_cast<int>(chunk.lz4_payload().size()),
@@ -435,6 +438,15 @@ Status DecodeSessionChunk(const peer::v1::StateTransferChunk& chunk, size_t max_
           "a state-transfer chunk did not decompress to its stated size: the peer is broken");
     }
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status DecodeSessionChunk(const peer::v1::StateTransferChunk& chunk, size_t max_raw_bytes,
+                          peer::v1::StampedSessionList* list) {
+  std::string raw;
+  if (Status s = DecompressChunk(chunk, max_raw_bytes, raw); !s.ok()) return s;
   if (!list->ParseFromString(raw)) {
     return InvalidArgument("a state-transfer chunk did not parse as a StampedSessionList");
   }
@@ -532,23 +544,7 @@ void BuildBlocks(DecodedChunk* decoded) {
 
 Status DecodeSessionChunk(const peer::v1::StateTransferChunk& chunk, size_t max_raw_bytes,
                           DecodedChunk* decoded) {
-  if (chunk.raw_size() > max_raw_bytes) {
-    return InvalidArgument(fmt::format(
-        "a state-transfer chunk claims {} bytes, over the limit of {}: the peers run different "
-        "releases or the peer is broken",
-        chunk.raw_size(), max_raw_bytes));
-  }
-  std::string& raw = decoded->raw;
-  raw.resize(chunk.raw_size());
-  if (chunk.raw_size() > 0) {
-    const int n = LZ4_decompress_safe(chunk.lz4_payload().data(), raw.data(),
-                                      static_cast<int>(chunk.lz4_payload().size()),
-                                      static_cast<int>(raw.size()));
-    if (n != static_cast<int>(raw.size())) {
-      return InvalidArgument(
-          "a state-transfer chunk did not decompress to its stated size: the peer is broken");
-    }
-  }
+  if (Status s = DecompressChunk(chunk, max_raw_bytes, decoded->raw); !s.ok()) return s;
   return ParseSessionList(decoded);
 }
 
