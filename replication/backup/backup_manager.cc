@@ -18,6 +18,7 @@
 #include "replication/ack_waiter.h"
 #include "replication/backup/placement.h"
 #include "replication/backup/placement_table.h"
+#include "replication/cluster/message_subscriptions.h"
 #include "replication/content_digest.h"
 #include "replication/event_hub.h"
 #include "replication/session_counters.h"
@@ -128,26 +129,20 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
           "same --node-id",
           self_, cluster_->self().node_id));
     }
-    const std::pair<PeerEnvelope::BodyCase,
-                    void (Impl::*)(const PeerIdentity&, const PeerEnvelope&)>
-        handlers[] = {
-            {PeerEnvelope::kBackupPut, &Impl::OnPut},
-            {PeerEnvelope::kBackupChange, &Impl::OnChange},
-            {PeerEnvelope::kBackupChangeBatch, &Impl::OnChangeBatch},
-            {PeerEnvelope::kBackupAck, &Impl::OnAck},
-            {PeerEnvelope::kBackupProxyUpdate, &Impl::OnProxyUpdate},
-            {PeerEnvelope::kBackupRequest, &Impl::OnRequest},
-            {PeerEnvelope::kBackupReply, &Impl::OnReply},
-            {PeerEnvelope::kBackupWatchInterest, &Impl::OnWatchInterest},
-            {PeerEnvelope::kBackupWatchEvent, &Impl::OnWatchEvent},
-        };
-    for (const auto& [kind, handler] : handlers) {
-      Status s = cluster_->Subscribe(
-          kind, [this, handler = handler](const PeerIdentity& from, const PeerEnvelope& e) {
-            (this->*handler)(from, e);
-          });
-      if (!s.ok()) return s;
-    }
+    Status subscribed =
+        messages_.Add<Impl>(*cluster_, this,
+                            {
+                                {PeerEnvelope::kBackupPut, &Impl::OnPut},
+                                {PeerEnvelope::kBackupChange, &Impl::OnChange},
+                                {PeerEnvelope::kBackupChangeBatch, &Impl::OnChangeBatch},
+                                {PeerEnvelope::kBackupAck, &Impl::OnAck},
+                                {PeerEnvelope::kBackupProxyUpdate, &Impl::OnProxyUpdate},
+                                {PeerEnvelope::kBackupRequest, &Impl::OnRequest},
+                                {PeerEnvelope::kBackupReply, &Impl::OnReply},
+                                {PeerEnvelope::kBackupWatchInterest, &Impl::OnWatchInterest},
+                                {PeerEnvelope::kBackupWatchEvent, &Impl::OnWatchEvent},
+                            });
+    if (!subscribed.ok()) return subscribed;
     member_listener_ = cluster_->AddMemberListener([this](const MemberEvent& e) { OnMember(e); });
     subscribed_ = true;
     started_ = true;
@@ -2408,13 +2403,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   void Unsubscribe() {
     if (!subscribed_) return;
     subscribed_ = false;
-    for (PeerEnvelope::BodyCase kind :
-         {PeerEnvelope::kBackupPut, PeerEnvelope::kBackupChange, PeerEnvelope::kBackupChangeBatch,
-          PeerEnvelope::kBackupAck, PeerEnvelope::kBackupProxyUpdate, PeerEnvelope::kBackupRequest,
-          PeerEnvelope::kBackupReply, PeerEnvelope::kBackupWatchInterest,
-          PeerEnvelope::kBackupWatchEvent}) {
-      (void)cluster_->Subscribe(kind, nullptr);
-    }
+    messages_.Clear();
     cluster_->RemoveMemberListener(member_listener_);
   }
 
@@ -2473,6 +2462,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   asio::steady_timer expiry_timer_;
   asio::steady_timer expiry_stopped_;
   Membership::ListenerId member_listener_ = 0;
+  MessageSubscriptions messages_;
   bool subscribed_ = false;
   bool started_ = false;
   bool stopping_ = false;

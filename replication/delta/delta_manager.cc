@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "replication/ack_waiter.h"
+#include "replication/cluster/message_subscriptions.h"
 #include "replication/content_digest.h"
 #include "replication/delta/session_chunk.h"
 #include "replication/delta/stamp_table.h"
@@ -134,24 +135,18 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
 
   Status Start() {
     if (started_) return Status::Ok();
-    using Handler = void (Impl::*)(const PeerIdentity&, const PeerEnvelope&);
-    const std::pair<PeerEnvelope::BodyCase, Handler> kinds[] = {
-        {PeerEnvelope::kDeltaBatch, &Impl::OnDeltaBatch},
-        {PeerEnvelope::kDeltaAck, &Impl::OnDeltaAck},
-        {PeerEnvelope::kStateTransferRequest, &Impl::OnTransferRequest},
-        {PeerEnvelope::kStateTransferChunk, &Impl::OnTransferChunk},
-        {PeerEnvelope::kStateTransferAck, &Impl::OnTransferAck},
-        {PeerEnvelope::kDigestRequest, &Impl::OnDigestRequest},
-        {PeerEnvelope::kDigest, &Impl::OnDigest},
-    };
-    for (const auto& [kind, handler] : kinds) {
-      // An init-capture: clang 14 (the fuzz build) cannot capture a structured binding.
-      Status s = cluster_->Subscribe(
-          kind, [this, handler = handler](const PeerIdentity& from, const PeerEnvelope& e) {
-            (this->*handler)(from, e);
-          });
-      if (!s.ok()) return s;
-    }
+    Status subscribed =
+        messages_.Add<Impl>(*cluster_, this,
+                            {
+                                {PeerEnvelope::kDeltaBatch, &Impl::OnDeltaBatch},
+                                {PeerEnvelope::kDeltaAck, &Impl::OnDeltaAck},
+                                {PeerEnvelope::kStateTransferRequest, &Impl::OnTransferRequest},
+                                {PeerEnvelope::kStateTransferChunk, &Impl::OnTransferChunk},
+                                {PeerEnvelope::kStateTransferAck, &Impl::OnTransferAck},
+                                {PeerEnvelope::kDigestRequest, &Impl::OnDigestRequest},
+                                {PeerEnvelope::kDigest, &Impl::OnDigest},
+                            });
+    if (!subscribed.ok()) return subscribed;
     member_listener_ = cluster_->AddMemberListener([this](const MemberEvent& e) { OnMember(e); });
     link_listener_ =
         cluster_->AddLinkListener([this](const PeerIdentity& peer, bool up) { OnLink(peer, up); });
@@ -486,12 +481,7 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
   void Unsubscribe() {
     if (!subscribed_) return;
     subscribed_ = false;
-    for (PeerEnvelope::BodyCase kind :
-         {PeerEnvelope::kDeltaBatch, PeerEnvelope::kDeltaAck, PeerEnvelope::kStateTransferRequest,
-          PeerEnvelope::kStateTransferChunk, PeerEnvelope::kStateTransferAck,
-          PeerEnvelope::kDigestRequest, PeerEnvelope::kDigest}) {
-      (void)cluster_->Subscribe(kind, nullptr);
-    }
+    messages_.Clear();
     cluster_->RemoveMemberListener(member_listener_);
     cluster_->RemoveLinkListener(link_listener_);
   }
@@ -1420,6 +1410,7 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
   asio::steady_timer expiry_timer_;
   asio::steady_timer expiry_stopped_;
   Membership::ListenerId member_listener_ = 0;
+  MessageSubscriptions messages_;
   bool subscribed_ = false;
   bool started_ = false;
   bool stopping_ = false;
