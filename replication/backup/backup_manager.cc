@@ -210,15 +210,10 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     auto self = shared_from_this();
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
-    if (!IsPrimary(*key)) {
-      v1::ClientRequest op;
-      *op.mutable_get() = request;
-      Result<std::optional<v1::ClientResponse>> routed =
-          co_await RouteToPrimary(*key, std::move(op));
-      if (!routed.ok()) co_return routed.status();
-      if (routed->has_value()) co_return SessionFromResponse(**routed);
-    }
-    if (!forwarders_.empty()) forwarders_.erase(*key);  // a local access ends a run
+    Result<std::optional<v1::Session>> routed =
+        co_await RouteUnlessPrimary(*key, request, &v1::ClientRequest::mutable_get);
+    if (!routed.ok()) co_return routed.status();
+    if (routed->has_value()) co_return std::move(**routed);
     co_return LocalGet(request);
   }
 
@@ -226,15 +221,10 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     auto self = shared_from_this();
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
-    if (!IsPrimary(*key)) {
-      v1::ClientRequest op;
-      *op.mutable_update() = request;
-      Result<std::optional<v1::ClientResponse>> routed =
-          co_await RouteToPrimary(*key, std::move(op));
-      if (!routed.ok()) co_return routed.status();
-      if (routed->has_value()) co_return SessionFromResponse(**routed);
-    }
-    if (!forwarders_.empty()) forwarders_.erase(*key);  // a local access ends a run
+    Result<std::optional<v1::Session>> routed =
+        co_await RouteUnlessPrimary(*key, request, &v1::ClientRequest::mutable_update);
+    if (!routed.ok()) co_return routed.status();
+    if (routed->has_value()) co_return std::move(**routed);
     co_return co_await LocalUpdate(std::move(request));
   }
 
@@ -260,15 +250,10 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     auto self = shared_from_this();
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
-    if (!IsPrimary(*key)) {
-      v1::ClientRequest op;
-      *op.mutable_rotate_id() = request;
-      Result<std::optional<v1::ClientResponse>> routed =
-          co_await RouteToPrimary(*key, std::move(op));
-      if (!routed.ok()) co_return routed.status();
-      if (routed->has_value()) co_return SessionFromResponse(**routed);
-    }
-    if (!forwarders_.empty()) forwarders_.erase(*key);  // a local access ends a run
+    Result<std::optional<v1::Session>> routed =
+        co_await RouteUnlessPrimary(*key, request, &v1::ClientRequest::mutable_rotate_id);
+    if (!routed.ok()) co_return routed.status();
+    if (routed->has_value()) co_return std::move(**routed);
     co_return co_await LocalRotateId(std::move(request));
   }
 
@@ -1484,6 +1469,29 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     for (const std::string& node : reply.put_to()) skip.push_back(node);
     BroadcastPlacement(id, nodes, /*removed=*/false, nullptr, skip);
     co_return Status::Ok();
+  }
+
+  // Runs a client operation on session `key` where the session lives when this node is not its
+  // primary (RouteToPrimary): the session the primary answered with, or nullopt when the
+  // operation is to run here (this node is primary, or the session just moved here). A local
+  // access ends a run of forwarded accesses.
+  template <typename Request>
+  asio::awaitable<Result<std::optional<v1::Session>>> RouteUnlessPrimary(
+      const SessionKey& key, const Request& request, Request* (v1::ClientRequest::*field)()) {
+    if (!IsPrimary(key)) {
+      v1::ClientRequest op;
+      *(op.*field)() = request;
+      Result<std::optional<v1::ClientResponse>> routed =
+          co_await RouteToPrimary(key, std::move(op));
+      if (!routed.ok()) co_return routed.status();
+      if (routed->has_value()) {
+        Result<v1::Session> session = SessionFromResponse(**routed);
+        if (!session.ok()) co_return session.status();
+        co_return std::optional<v1::Session>(std::move(*session));
+      }
+    }
+    if (!forwarders_.empty()) forwarders_.erase(key);
+    co_return std::optional<v1::Session>();
   }
 
   // Where an operation `op` on session `key`, which this node is not primary of, runs: with
