@@ -19,23 +19,14 @@
 #include "replication/cluster/cluster.h"
 #include "replication/session_id.h"
 #include "replication/session_key.h"
-#include "tests/unit/delta_test_cluster.h"  // Relay
+#include "tests/unit/test_cluster_support.h"
 
 namespace sessiond {
 namespace {
 
 using namespace std::chrono_literals;
 
-bool RunUntil(asio::io_context& io, const std::function<bool()>& done,
-              std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(10ms);
-  }
-  return true;
-}
+using testing::RunUntil;
 
 class BackupManagerTest : public ::testing::Test {
  protected:
@@ -56,18 +47,9 @@ class BackupManagerTest : public ::testing::Test {
   // With a relay, the node tells its peers to dial it through the relay.
   Node& Start(const std::string& id, std::vector<Endpoint> seeds = {},
               testing::Relay* relay = nullptr) {
-    ClusterOptions options;
-    options.network.self = NodeIdentity{"test", id, 0};
-    options.network.listen = Endpoint{Endpoint::Kind::kTcp, "127.0.0.1", 0, ""};
-    if (relay != nullptr) options.network.advertise_address = relay->address();
-    options.network.seeds = std::move(seeds);
-    options.network.reconnect_min = 10ms;
-    options.network.reconnect_max = 100ms;
-    options.network.link.read_timeout = 60s;
-    options.heartbeat_interval = 0ms;
-    options.clock = &clock_;
     auto node = std::make_unique<Node>();
-    node->cluster = std::make_unique<Cluster>(io_.get_executor(), std::move(options));
+    node->cluster = std::make_unique<Cluster>(
+        io_.get_executor(), TestClusterOptions(id, std::move(seeds), relay, &clock_));
     ManagerOptions manager_options;
     manager_options.node_id = id;
     manager_options.clock = &clock_;
