@@ -67,6 +67,13 @@ struct KeyLess {
   bool operator()(const SessionKey& a, const SessionKey& b) const { return a.bytes() < b.bytes(); }
 };
 
+// A vector of one copy, moved in (a braced list would copy the session).
+std::vector<BackupCopy> OneCopy(BackupCopy copy) {
+  std::vector<BackupCopy> copies;
+  copies.push_back(std::move(copy));
+  return copies;
+}
+
 std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::string>& field) {
   return std::vector<std::string>(field.begin(), field.end());
 }
@@ -76,9 +83,12 @@ std::vector<std::string> Without(std::vector<std::string> list, std::string_view
   return list;
 }
 
-Result<v1::Session> SessionFromResponse(const v1::ClientResponse& response) {
+// The session a relayed answer carries, taken out of `response` (not copied).
+Result<v1::Session> SessionFromResponse(v1::ClientResponse& response) {
   if (response.status() != v1::OK) return Status(response.status(), response.error());
-  return response.session();
+  v1::Session session;
+  session.Swap(response.mutable_session());
+  return session;
 }
 
 // The id a forwarded client operation is about.
@@ -109,6 +119,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         cluster_(cluster),
         self_(options_.node_id),
         store_(options_.limits),
+        self_index_(table_.Intern(self_)),
         expiry_timer_(executor_),
         expiry_stopped_(executor_, asio::steady_timer::time_point::max()) {}
 
@@ -195,7 +206,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       BackupCopy copy;
       *copy.mutable_session() = session;
       SetNodes(copy.mutable_nodes(), nodes);
-      SendPut(nodes[i], {std::move(copy)}, waiter, /*fills=*/{});
+      SendPut(nodes[i], OneCopy(std::move(copy)), waiter, /*fills=*/{});
     }
     // Sync: every proxy knows the session before the client does, so it can be read on any
     // node as soon as the create is answered.
@@ -210,17 +221,26 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     auto self = shared_from_this();
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
+    if (IsPrimary(*key)) {
+      // The common case, without the routing coroutine: runs here.
+      EndRun(*key);
+      co_return LocalGet(*key, request);
+    }
     Result<std::optional<v1::Session>> routed =
         co_await RouteUnlessPrimary(*key, request, &v1::ClientRequest::mutable_get);
     if (!routed.ok()) co_return routed.status();
     if (routed->has_value()) co_return std::move(**routed);
-    co_return LocalGet(request);
+    co_return LocalGet(*key, request);
   }
 
   asio::awaitable<Result<v1::Session>> Update(v1::UpdateRequest request) {
     auto self = shared_from_this();
     const std::optional<SessionKey> key = SessionKey::FromText(request.id());
     if (!key) co_return SessionStore::NotFoundError(request.id());
+    if (IsPrimary(*key)) {
+      EndRun(*key);
+      co_return co_await LocalUpdate(std::move(request));
+    }
     Result<std::optional<v1::Session>> routed =
         co_await RouteUnlessPrimary(*key, request, &v1::ClientRequest::mutable_update);
     if (!routed.ok()) co_return routed.status();
@@ -242,7 +262,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       if (answer->status() != v1::OK) co_return Status(answer->status(), answer->error());
       if (answer->request_id() != kLocalMarker) co_return Status::Ok();
     }
-    if (!forwarders_.empty()) forwarders_.erase(*key);  // a local access ends a run
+    EndRun(*key);
     co_return co_await LocalInvalidate(std::move(request));
   }
 
@@ -357,7 +377,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   RoleCounts Roles() const {
     RoleCounts roles;
-    const int me = table_.IndexOf(self_);
+    const int me = self_index_;
     const std::vector<std::string> live = LiveMembers();
     const size_t target = TargetBackups(live);
     std::vector<bool> alive;
@@ -571,13 +591,19 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     return std::find(nodes.begin() + 1, nodes.end(), self_) != nodes.end() ? Role::kBackup
                                                                            : Role::kProxy;
   }
-  Role RoleOf(const SessionKey& key) const { return RoleOf(table_.Nodes(key)); }
-  // RoleOf(key) == kPrimary without building the node list (every client operation asks).
+  // RoleOf(table_.Nodes(key)) without building the node list: by this node's interned index.
+  Role RoleOf(const SessionKey& key) const {
+    const PlacementTable::PlacementId id = table_.Find(key);
+    if (id == 0) return Role::kUnknown;
+    const PlacementTable::NodeList& nodes = table_.List(id);
+    if (nodes[0] == self_index_) return Role::kPrimary;
+    return std::find(nodes.begin() + 1, nodes.end(), self_index_) != nodes.end() ? Role::kBackup
+                                                                                 : Role::kProxy;
+  }
+  // RoleOf(key) == kPrimary (every client operation asks).
   bool IsPrimary(const SessionKey& key) const {
     const PlacementTable::PlacementId id = table_.Find(key);
-    if (id == 0) return false;
-    const int me = table_.IndexOf(self_);
-    return me >= 0 && table_.List(id)[0] == me;
+    return id != 0 && table_.List(id)[0] == self_index_;
   }
 
   // Records a placement learnt from a peer, dropping this node's copy when the placement no
@@ -585,13 +611,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   // unless `trusted` (this node gave the session away: a move, a handoff): it is a conflict,
   // settled by ResolveConflict.
   void ApplyPlacement(const SessionKey& key, const std::vector<std::string>& nodes, bool trusted) {
-    const std::vector<std::string> before = table_.Nodes(key);
-    if (!trusted && RoleOf(before) == Role::kPrimary && !nodes.empty() && nodes[0] != self_) {
+    const bool was_primary = IsPrimary(key);
+    if (!trusted && was_primary && !nodes.empty() && nodes[0] != self_) {
       ResolveConflict(key, nodes[0]);
       return;
     }
-    if (!trusted && !nodes.empty() && nodes[0] == self_ && RoleOf(before) != Role::kPrimary &&
-        store_.Find(key.ToText(), options_.clock->NowMs()) == nullptr) {
+    if (!trusted && !nodes.empty() && nodes[0] == self_ && !was_primary &&
+        store_.Find(key, options_.clock->NowMs()) == nullptr) {
       // A stale view naming this node primary of a session it holds no copy of (it gave the
       // session away since): believing it would answer NOT_FOUND for a live session.
       ++counters_.placement_conflicts;
@@ -604,7 +630,10 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     }
     if (nodes.empty() || nodes[0] != self_) forwarders_.erase(key);  // runs count on a primary
     if (!Contains(nodes, self_)) {
-      (void)store_.Erase(key.ToText(), options_.clock->NowMs());
+      // Most placements reach proxies, which hold no copy: no Erase (its NOT_FOUND status
+      // costs an HMAC of the id for the log tag).
+      const int64_t now = options_.clock->NowMs();
+      if (store_.Find(key, now) != nullptr) (void)store_.Erase(key.ToText(), now);
       touch_sent_.erase(key);
     }
   }
@@ -823,9 +852,12 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   }
 
   // Sends `change` to every backup of the session this node is primary of.
-  void ChangeBackups(const std::vector<std::string>& nodes, const BackupChange& change,
+  void ChangeBackups(const std::vector<std::string>& nodes, BackupChange change,
                      const std::shared_ptr<AckWaiter>& waiter) {
-    for (size_t i = 1; i < nodes.size(); ++i) SendChange(nodes[i], change, waiter);
+    for (size_t i = 1; i < nodes.size(); ++i) {
+      // Copied for all but the last backup (the change carries the update's values).
+      SendChange(nodes[i], i + 1 < nodes.size() ? change : std::move(change), waiter);
+    }
   }
 
   // Queues the placement of `id` for every live peer not in `skip`; flushed at the end of the
@@ -940,6 +972,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   // Sends `node` its queued copies, at most fill_window batches awaiting acks at a time, so a
   // failover of many sessions cannot overflow the link's queue.
   void PumpFills(const std::string& node) {
+    if (fill_queue_.empty()) return;  // every ack asks: nothing to fill is the usual answer
     const int64_t now = options_.clock->NowMs();
     while (fills_in_flight_[node] < backup_.fill_window) {
       auto it = fill_queue_.find(node);
@@ -1147,10 +1180,16 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         if (s == nullptr) return change.id();
         if (s->version() >= change.version()) return std::nullopt;  // a copy put after it
         if (s->version() + 1 != change.version()) return change.id();
-        v1::UpdateRequest request = change.update();
-        request.set_expected_version(0);
-        request.set_touch(false);
-        Result<SessionStore::UpdateResult> updated = store_.Update(request, now);
+        // The primary sends the update with expected_version 0 and touch false: applied as
+        // it is, without copying its values (an older sender's is copied and cleared).
+        std::optional<v1::UpdateRequest> cleared;
+        if (change.update().expected_version() != 0 || change.update().touch()) {
+          cleared.emplace(change.update());
+          cleared->set_expected_version(0);
+          cleared->set_touch(false);
+        }
+        Result<SessionStore::UpdateResult> updated =
+            store_.Update(cleared ? *cleared : change.update(), now);
         if (!updated.ok() || updated->session->version() != change.version()) {
           return change.id();
         }
@@ -1460,7 +1499,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       *copy.mutable_session() = *session;
       SetNodes(copy.mutable_nodes(), nodes);
       ++filling_[key];
-      SendPut(node, {std::move(copy)}, nullptr, {key});
+      SendPut(node, OneCopy(std::move(copy)), nullptr, {key});
     }
     // Everyone else, the kept backups included, hears the new placement; the old primary
     // made it.
@@ -1490,8 +1529,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         co_return std::optional<v1::Session>(std::move(*session));
       }
     }
-    if (!forwarders_.empty()) forwarders_.erase(key);
+    EndRun(key);
     co_return std::optional<v1::Session>();
+  }
+
+  // A local access ends a run of forwarded accesses to `key` (move_on_access).
+  void EndRun(const SessionKey& key) {
+    if (!forwarders_.empty()) forwarders_.erase(key);
   }
 
   // Where an operation `op` on session `key`, which this node is not primary of, runs: with
@@ -1721,9 +1765,9 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     }
     v1::ClientResponse response;
     response.set_request_id(op.request_id());
-    auto set = [&](const Result<v1::Session>& result) {
+    auto set = [&](Result<v1::Session>&& result) {
       if (result.ok()) {
-        *response.mutable_session() = *result;
+        response.mutable_session()->Swap(&result.value());
       } else {
         response.set_status(result.status().code());
         response.set_error(result.status().message());
@@ -1731,11 +1775,11 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     };
     switch (op.op_case()) {
       case v1::ClientRequest::kGet:
-        set(LocalGet(op.get()));
+        set(LocalGet(*key, op.get()));
         break;
       case v1::ClientRequest::kUpdate: {
         Result<v1::Session> updated = co_await LocalUpdate(op.update());
-        set(updated);
+        set(std::move(updated));
         break;
       }
       case v1::ClientRequest::kInvalidate: {
@@ -1746,7 +1790,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       }
       case v1::ClientRequest::kRotateId: {
         Result<v1::Session> rotated = co_await LocalRotateId(op.rotate_id());
-        set(rotated);
+        set(std::move(rotated));
         break;
       }
       default:
@@ -1785,10 +1829,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         "session {} moved to another node while this one served it: retry", LogTag(id)));
   }
 
-  Result<v1::Session> LocalGet(const v1::GetRequest& request) {
-    const std::optional<SessionKey> key = SessionKey::FromText(request.id());
-    if (!key) return SessionStore::NotFoundError(request.id());
-    if (!IsPrimary(*key)) return NotPrimaryNow(request.id());
+  Result<v1::Session> LocalGet(const SessionKey& key, const v1::GetRequest& request) {
+    if (!IsPrimary(key)) return NotPrimaryNow(request.id());
     const int64_t now = options_.clock->NowMs();
     if (request.touch()) {
       Result<const StoredSession*> s = store_.Touch(request.id(), now);
@@ -1830,7 +1872,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     carried.set_touch(false);
     touch_sent_[*key] = now;  // backups count an applied change as an access
     std::shared_ptr<AckWaiter> waiter = NewWaiter();
-    ChangeBackups(nodes, change, waiter);
+    ChangeBackups(nodes, std::move(change), waiter);
     Publish(v1::SessionEvent::CHANGED, session.id(), "", session.version(), now);
     Status acked = co_await AwaitAcks(waiter);
     if (!acked.ok()) co_return acked;
@@ -1855,7 +1897,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     change.set_id(request.id());
     change.set_version(*version);
     std::shared_ptr<AckWaiter> waiter = NewWaiter();
-    ChangeBackups(nodes, change, waiter);
+    ChangeBackups(nodes, std::move(change), waiter);
     BroadcastPlacement(request.id(), {}, /*removed=*/true, nullptr, nodes);
     Publish(v1::SessionEvent::INVALIDATED, request.id(), "", *version, now);
     co_return co_await AwaitAcks(waiter);
@@ -1884,7 +1926,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     change.set_new_id(session.id());
     change.set_version(session.version());
     std::shared_ptr<AckWaiter> waiter = NewWaiter();
-    ChangeBackups(nodes, change, waiter);
+    ChangeBackups(nodes, std::move(change), waiter);
     BroadcastPlacement(request.id(), {}, /*removed=*/true, nullptr, nodes);
     BroadcastPlacement(session.id(), nodes, /*removed=*/false, waiter, nodes);
     Publish(v1::SessionEvent::ID_CHANGED, request.id(), session.id(), session.version(), now);
@@ -1909,7 +1951,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     change.set_id(s.id());
     change.set_version(s.version());
     change.set_at_ms(now + window);
-    ChangeBackups(nodes, change, nullptr);
+    ChangeBackups(nodes, std::move(change), nullptr);
   }
 
   std::vector<v1::Session> LocalPrimariesOf(const std::string& principal) {
@@ -2082,7 +2124,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   // broadcast.
   void RefillPrimaries(const std::vector<std::string>& live,
                        const std::set<SessionKey, KeyLess>& resync) {
-    const int me = table_.IndexOf(self_);
+    const int me = self_index_;
     if (me < 0) return;
     const size_t target = TargetBackups(live);
     std::set<PlacementTable::PlacementId> short_placements;  // or holding a node not live
@@ -2164,7 +2206,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   void SendSnapshot(const std::string& node, bool send_yours = false) {
     PeerEnvelope envelope;
     BackupProxyUpdate* update = envelope.mutable_backup_proxy_update();
-    const int me = table_.IndexOf(self_);
+    const int me = self_index_;
     std::vector<std::pair<SessionKey, PlacementTable::PlacementId>> mine;
     if (me >= 0) {
       table_.ForEach([&](const SessionKey& key, PlacementTable::PlacementId id) {
@@ -2354,6 +2396,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   // peers whose watchers want it.
   void Publish(v1::SessionEvent::Kind kind, const std::string& id, const std::string& new_id,
                uint64_t version, int64_t now) {
+    // Nobody watches (the usual case): no event to build.
+    if (peer_interest_.empty() && watches_.empty() && hub_.watch_count() == 0) return;
     const v1::SessionEvent event = MakeSessionEvent(kind, id, new_id, version, now, self_);
     for (auto& [peer, interest] : peer_interest_) {
       const bool wanted = interest.all || interest.ids.count(id) > 0;
@@ -2466,6 +2510,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   const std::string self_;
   SessionStore store_;    // full copies: primaries and backups
   PlacementTable table_;  // every session's placement: primaries, backups and proxies
+  // This node's index in table_, interned at construction (node ids are never forgotten).
+  const PlacementTable::NodeIndex self_index_;
   EventHub hub_;
   asio::steady_timer expiry_timer_;
   asio::steady_timer expiry_stopped_;
