@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "replication/ack_waiter.h"
+#include "replication/backup/flat_key_map.h"
 #include "replication/backup/placement.h"
 #include "replication/backup/placement_table.h"
 #include "replication/cluster/message_subscriptions.h"
@@ -200,7 +201,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       nodes.push_back(std::move(b));
     }
     table_.Set(key, nodes);
-    touch_sent_[key] = now;
+    primary_state_[key].touch_sent = now;
     std::shared_ptr<AckWaiter> waiter = NewWaiter();
     for (size_t i = 1; i < nodes.size(); ++i) {
       BackupCopy copy;
@@ -449,8 +450,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       const std::vector<std::string> nodes = table_.Nodes(key);
       const std::string id = key.ToText();
       table_.Erase(key);
-      touch_sent_.erase(key);
-      forwarders_.erase(key);
+      primary_state_.Erase(key);
       // A backup's deadline is never earlier than its primary's (touches replicate ahead), so
       // a backup copy expiring here has expired on the primary too; only the primary reports.
       if (nodes.empty() || nodes[0] != self_) continue;
@@ -495,6 +495,12 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   // Marks a ClientResponse that Forward() did not get from a peer: this node turned primary
   // while it asked, so the caller runs the operation itself.
   static constexpr uint64_t kLocalMarker = ~uint64_t{0};
+
+  struct PrimaryState {
+    int64_t touch_sent = 0;
+    int32_t run_node = -1;  // a table_ node index; -1: no run
+    uint32_t run_count = 0;
+  };
 
   // A put, change or proxy update sent with want_ack, until its ack.
   struct Outstanding {
@@ -628,13 +634,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     } else {
       table_.Set(key, nodes);
     }
-    if (nodes.empty() || nodes[0] != self_) forwarders_.erase(key);  // runs count on a primary
+    if (nodes.empty() || nodes[0] != self_) EndRun(key);  // runs count on a primary
     if (!Contains(nodes, self_)) {
       // Most placements reach proxies, which hold no copy: no Erase (its NOT_FOUND status
       // costs an HMAC of the id for the log tag).
       const int64_t now = options_.clock->NowMs();
       if (store_.Find(key, now) != nullptr) (void)store_.Erase(key.ToText(), now);
-      touch_sent_.erase(key);
+      primary_state_.Erase(key);
     }
   }
 
@@ -1404,8 +1410,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
           "other nodes'): give every node the same limits");
     }
     table_.Set(key, nodes);
-    touch_sent_[key] = now;
-    forwarders_.erase(key);
+    primary_state_[key] = PrimaryState{now};
     ++counters_.moves_in;
     ++counters_.handovers_adopted;
     spdlog::warn(
@@ -1466,7 +1471,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     const std::string old_primary = nodes.size() > 1 ? nodes[1] : std::string();
     const int64_t now = options_.clock->NowMs();
     table_.Set(key, nodes);
-    touch_sent_[key] = now;
+    primary_state_[key].touch_sent = now;
     const StoredSession* mine = store_.Find(id, now);
     if (reply.session_omitted() &&
         (mine == nullptr || (version != 0 && mine->version() != version)) && !old_primary.empty()) {
@@ -1535,7 +1540,11 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   // A local access ends a run of forwarded accesses to `key` (move_on_access).
   void EndRun(const SessionKey& key) {
-    if (!forwarders_.empty()) forwarders_.erase(key);
+    if (PrimaryState* state = primary_state_.Find(key)) EndRun(*state);
+  }
+  static void EndRun(PrimaryState& state) {
+    state.run_node = -1;
+    state.run_count = 0;
   }
 
   // Where an operation `op` on session `key`, which this node is not primary of, runs: with
@@ -1727,7 +1736,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     reply.mutable_placement()->set_id(id);
     SetNodes(reply.mutable_placement()->mutable_nodes(), moved);
     ApplyPlacement(key, moved, /*trusted=*/true);
-    forwarders_.erase(key);
+    EndRun(key);
     ++counters_.moves_out;
   }
 
@@ -1757,11 +1766,14 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         (op.op_case() == v1::ClientRequest::kGet || op.op_case() == v1::ClientRequest::kUpdate);
     bool move = false;
     if (movable) {
-      if (forwarders_.size() >= kMaxForwarders) forwarders_.clear();
-      Forwarder& run = forwarders_[*key];
-      if (run.node != from) run = Forwarder{from, 0};
-      move = run.count >= request.forward().move_after();
-      ++run.count;
+      const int from_index = table_.Intern(from);
+      PrimaryState& run = primary_state_[*key];
+      if (run.run_node != from_index) {
+        run.run_node = from_index;
+        run.run_count = 0;
+      }
+      move = run.run_count >= request.forward().move_after();
+      ++run.run_count;
     }
     v1::ClientResponse response;
     response.set_request_id(op.request_id());
@@ -1870,7 +1882,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     carried = std::move(request);
     carried.set_expected_version(0);
     carried.set_touch(false);
-    touch_sent_[*key] = now;  // backups count an applied change as an access
+    primary_state_[*key].touch_sent = now;  // backups count an applied change as an access
     std::shared_ptr<AckWaiter> waiter = NewWaiter();
     ChangeBackups(nodes, std::move(change), waiter);
     Publish(v1::SessionEvent::CHANGED, session.id(), "", session.version(), now);
@@ -1890,8 +1902,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     if (!version.ok()) co_return version.status();
     ++counters_.invalidated;
     table_.Erase(*key);
-    touch_sent_.erase(*key);
-    forwarders_.erase(*key);
+    primary_state_.Erase(*key);
     BackupChange change;
     change.set_kind(BackupChange::INVALIDATE);
     change.set_id(request.id());
@@ -1917,9 +1928,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     ++counters_.rotated;
     table_.Erase(*key);
     table_.Set(new_key, nodes);
-    touch_sent_.erase(*key);
-    touch_sent_[new_key] = now;
-    forwarders_.erase(*key);
+    primary_state_.Erase(*key);
+    primary_state_[new_key].touch_sent = now;
     BackupChange change;
     change.set_kind(BackupChange::ROTATE_ID);
     change.set_id(request.id());
@@ -1942,7 +1952,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
                            int64_t now) {
     const int64_t window =
         int64_t{s.max_idle_s()} * 1000 / std::max<uint32_t>(1, backup_.touch_divisor);
-    int64_t& sent = touch_sent_[s.key()];
+    int64_t& sent = primary_state_[s.key()].touch_sent;
     if (now - sent < window) return;
     sent = now;
     const std::vector<std::string> nodes = known_nodes ? *known_nodes : table_.Nodes(s.key());
@@ -2090,7 +2100,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         }
         ++counters_.failovers;
         work->promoted.insert(key);
-        touch_sent_[key] = now;
+        primary_state_[key].touch_sent = now;
       }
       table_.Set(key, survivors);
       if (!Contains(survivors, self_)) {
@@ -2323,7 +2333,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       std::vector<std::string> placed{self_};
       placed.insert(placed.end(), backups.begin(), backups.end());
       table_.Set(*key, placed);
-      touch_sent_[*key] = now;
+      primary_state_[*key].touch_sent = now;
       for (const std::string& b : backups) {
         if (!Contains(given, b)) QueueFill(b, *key);
       }
@@ -2528,14 +2538,6 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   std::map<uint64_t, std::shared_ptr<Call>> calls_;
   std::map<std::string, PendingProxy> pending_proxies_;
   std::map<std::string, PendingChanges> pending_changes_;
-  // move_on_access: per session this node is primary of, the node whose forwarded accesses
-  // came last and how many in a row. Bounded: cleared when it reaches kMaxForwarders.
-  struct Forwarder {
-    std::string node;
-    uint32_t count = 0;
-  };
-  static constexpr size_t kMaxForwarders = 1 << 16;
-  std::unordered_map<SessionKey, Forwarder, SessionKeyHash> forwarders_;
   // Plain acks of this loop turn, per peer.
   std::map<std::string, std::vector<uint64_t>> pending_acks_;
   bool flush_posted_ = false;
@@ -2544,8 +2546,11 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
   std::map<std::string, size_t> fills_in_flight_;
   std::unordered_map<SessionKey, uint32_t, SessionKeyHash> filling_;
   bool fill_posted_ = false;
-  // When each primary session's access last went to its backups.
-  std::unordered_map<SessionKey, int64_t, SessionKeyHash> touch_sent_;
+  // Per session this node is primary of (entries may outlive that; they are dropped with the
+  // copy): when an access last went to its backups, and with move_on_access the run of
+  // forwarded accesses, the node they came from and how many in a row. One flat table, since
+  // every client operation on a primary reads it.
+  FlatKeyMap<PrimaryState> primary_state_;
   // Peers whose placements this node has received in full (see Ready()).
   std::set<std::string, std::less<>> snapshots_from_;
   // Watches: this node's (by watch id: the ids watched, empty = all) and the peers'.
