@@ -240,7 +240,11 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     if (!key) co_return SessionStore::NotFoundError(request.id());
     if (IsPrimary(*key)) {
       EndRun(*key);
-      co_return co_await LocalUpdate(std::move(request));
+      Result<AppliedUpdate> applied = ApplyUpdate(*key, std::move(request));
+      if (!applied.ok()) co_return applied.status();
+      Status acked = co_await AwaitAcks(applied->waiter);
+      if (!acked.ok()) co_return acked;
+      co_return std::move(applied->session);
     }
     Result<std::optional<v1::Session>> routed =
         co_await RouteUnlessPrimary(*key, request, &v1::ClientRequest::mutable_update);
@@ -857,6 +861,16 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     (void)SendEnvelope(node, std::move(envelope));
   }
 
+  // The same by the session's placement (interned node names, no list built).
+  void ChangeBackupsOf(PlacementTable::PlacementId placement, BackupChange change,
+                       const std::shared_ptr<AckWaiter>& waiter) {
+    const size_t n = table_.List(placement).size();
+    for (size_t i = 1; i < n; ++i) {
+      const std::string& node = table_.NodeName(table_.List(placement)[i]);
+      SendChange(node, i + 1 < n ? change : std::move(change), waiter);
+    }
+  }
+
   // Sends `change` to every backup of the session this node is primary of.
   void ChangeBackups(const std::vector<std::string>& nodes, BackupChange change,
                      const std::shared_ptr<AckWaiter>& waiter) {
@@ -1011,12 +1025,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
 
   // ---- Acks ----
 
-  asio::awaitable<Status> AwaitAcks(std::shared_ptr<AckWaiter> waiter) {
-    if (waiter == nullptr) co_return Status::Ok();
-    auto self = shared_from_this();
+  // Waits for `waiter`'s acks (nullptr: nothing to wait for). Not a coroutine (one frame less
+  // per sync write): the caller's frame holds `waiter` and this manager until the wait ends.
+  asio::awaitable<Status> AwaitAcks(const std::shared_ptr<AckWaiter>& waiter) {
+    if (waiter == nullptr) return NothingToAwait();
     // Every peer to wait for was named when the changes were queued: none means done.
     if (waiter->waiting().empty()) waiter->Finish(Status::Ok());
-    std::function<Status(const AckWaiter&)> at_deadline = [this](const AckWaiter& w) {
+    return waiter->Wait([this](const AckWaiter& w) {
       if (w.OnlyBestEffortLeft()) {
         ++counters_.proxy_acks_missed;
         return Status::Ok();
@@ -1027,9 +1042,9 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
                       "(--replication-ack sync): it may or may not have reached them; read the "
                       "session again before retrying",
                       self_, fmt::join(w.waiting(), ", "), backup_.ack_timeout.count()));
-    };
-    co_return co_await waiter->Wait(std::move(at_deadline));
+    });
   }
+  static asio::awaitable<Status> NothingToAwait() { co_return Status::Ok(); }
 
   void OnAck(const PeerIdentity& from, const PeerEnvelope& envelope) {
     const BackupAck& ack = envelope.backup_ack();
@@ -1855,22 +1870,28 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     return s->ToProto();
   }
 
-  asio::awaitable<Result<v1::Session>> LocalUpdate(v1::UpdateRequest request) {
-    auto self = shared_from_this();
-    const std::optional<SessionKey> key = SessionKey::FromText(request.id());
-    if (!key) co_return SessionStore::NotFoundError(request.id());
-    const std::vector<std::string> nodes = table_.Nodes(*key);
-    if (RoleOf(nodes) != Role::kPrimary) co_return NotPrimaryNow(request.id());
+  // An update on the primary, applied and sent to the backups: the session to answer with and
+  // the waiter of the backups' acks (nullptr: nothing to wait for). Not a coroutine, so that
+  // Update on the primary runs it without a frame of its own.
+  struct AppliedUpdate {
+    v1::Session session;
+    std::shared_ptr<AckWaiter> waiter;
+  };
+  Result<AppliedUpdate> ApplyUpdate(const SessionKey& key, v1::UpdateRequest request) {
+    const PlacementTable::PlacementId placement = table_.Find(key);
+    if (placement == 0 || table_.List(placement)[0] != self_index_) {
+      return NotPrimaryNow(request.id());
+    }
     const int64_t now = options_.clock->NowMs();
     Result<SessionStore::UpdateResult> updated = store_.Update(request, now);
     if (!updated.ok()) {
       if (updated.status().code() == v1::CONFLICT) ++counters_.update_conflicts;
-      co_return updated.status();
+      return updated.status();
     }
     v1::Session session = updated->session->ToProto();
     if (!updated->changed) {
-      if (request.touch()) MaybeReplicateTouch(*updated->session, &nodes, now);
-      co_return session;
+      if (request.touch()) MaybeReplicateTouch(*updated->session, nullptr, now);
+      return AppliedUpdate{std::move(session), nullptr};
     }
     ++counters_.updated;
     BackupChange change;
@@ -1882,13 +1903,22 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     carried = std::move(request);
     carried.set_expected_version(0);
     carried.set_touch(false);
-    primary_state_[*key].touch_sent = now;  // backups count an applied change as an access
+    primary_state_[key].touch_sent = now;  // backups count an applied change as an access
     std::shared_ptr<AckWaiter> waiter = NewWaiter();
-    ChangeBackups(nodes, std::move(change), waiter);
+    ChangeBackupsOf(placement, std::move(change), waiter);
     Publish(v1::SessionEvent::CHANGED, session.id(), "", session.version(), now);
-    Status acked = co_await AwaitAcks(waiter);
+    return AppliedUpdate{std::move(session), std::move(waiter)};
+  }
+
+  asio::awaitable<Result<v1::Session>> LocalUpdate(v1::UpdateRequest request) {
+    auto self = shared_from_this();
+    const std::optional<SessionKey> key = SessionKey::FromText(request.id());
+    if (!key) co_return SessionStore::NotFoundError(request.id());
+    Result<AppliedUpdate> applied = ApplyUpdate(*key, std::move(request));
+    if (!applied.ok()) co_return applied.status();
+    Status acked = co_await AwaitAcks(applied->waiter);
     if (!acked.ok()) co_return acked;
-    co_return session;
+    co_return std::move(applied->session);
   }
 
   asio::awaitable<Status> LocalInvalidate(v1::InvalidateRequest request) {
