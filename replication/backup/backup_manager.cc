@@ -1632,9 +1632,29 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     switch (request.op_case()) {
       case BackupRequest::kFetch:
         return Reply(from.node_id, ServeFetch(from.node_id, request));
-      case BackupRequest::kForward:
-        asio::co_spawn(executor_, ServeForward(from.node_id, request), asio::detached);
+      case BackupRequest::kForward: {
+        v1::ClientRequest op;
+        if (!op.ParseFromString(request.forward().client_request())) {
+          BackupReply reply;
+          reply.set_request_id(request.request_id());
+          reply.set_code(v1::INVALID_ARGUMENT);
+          reply.set_error(
+              "a forwarded operation did not parse: run the same version on every node");
+          return Reply(from.node_id, std::move(reply));
+        }
+        if (op.op_case() == v1::ClientRequest::kGet) {
+          // A read runs at once, without a coroutine.
+          std::optional<ForwardRun> run = BeginForward(from.node_id, request, op);
+          if (!run) return;
+          v1::ClientResponse response;
+          response.set_request_id(op.request_id());
+          SetResult(response, LocalGet(run->key, op.get()));
+          return FinishForward(from.node_id, request, op, *run, response);
+        }
+        asio::co_spawn(executor_, ServeForward(from.node_id, request, std::move(op)),
+                       asio::detached);
         return;
+      }
       case BackupRequest::kFindByPrincipal: {
         BackupReply reply;
         reply.set_request_id(request.request_id());
@@ -1755,58 +1775,103 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     ++counters_.moves_out;
   }
 
-  asio::awaitable<void> ServeForward(std::string from, BackupRequest request) {
-    auto self = shared_from_this();
-    v1::ClientRequest op;
-    BackupReply reply;
-    reply.set_request_id(request.request_id());
-    if (!op.ParseFromString(request.forward().client_request())) {
-      reply.set_code(v1::INVALID_ARGUMENT);
-      reply.set_error("a forwarded operation did not parse: run the same version on every node");
-      Reply(from, std::move(reply));
-      co_return;
+  // A forwarded operation this node serves as the session's primary: what BeginForward found
+  // before it runs, for FinishForward after.
+  struct ForwardRun {
+    std::string id;
+    SessionKey key;
+    bool move = false;
+    std::vector<std::string> nodes;  // the placement before the operation, kept for a move only
+  };
+
+  // Checks that this node is the primary of a forwarded operation's session (else answers
+  // "not primary" and returns nullopt) and counts the run of forwarded accesses: with
+  // move_on_access the asker takes the session over when this access and the `move_after`
+  // before it all came forwarded from it (a local access or another node's resets the run).
+  std::optional<ForwardRun> BeginForward(const std::string& from, const BackupRequest& request,
+                                         const v1::ClientRequest& op) {
+    ForwardRun run;
+    run.id = IdOf(op);
+    const std::optional<SessionKey> key = SessionKey::FromText(run.id);
+    if (!key || !IsPrimary(*key)) {
+      Reply(from, NotPrimary(request.request_id(), run.id,
+                             key ? table_.Nodes(*key) : std::vector<std::string>()));
+      return std::nullopt;
     }
-    const std::string id = IdOf(op);
-    const std::optional<SessionKey> key = SessionKey::FromText(id);
-    const std::vector<std::string> nodes = key ? table_.Nodes(*key) : std::vector<std::string>();
-    if (RoleOf(nodes) != Role::kPrimary) {
-      Reply(from, NotPrimary(request.request_id(), id, nodes));
-      co_return;
-    }
+    run.key = *key;
     ++counters_.forwards_served;
-    // move_on_access: the asker takes the session over when this access and the `move_after`
-    // before it all came forwarded from it (a local access or another node's resets the run).
     const bool movable =
         request.forward().move_on_access() &&
         (op.op_case() == v1::ClientRequest::kGet || op.op_case() == v1::ClientRequest::kUpdate);
-    bool move = false;
     if (movable) {
       const int from_index = table_.Intern(from);
-      PrimaryState& run = primary_state_[*key];
-      if (run.run_node != from_index) {
-        run.run_node = from_index;
-        run.run_count = 0;
+      PrimaryState& state = primary_state_[*key];
+      if (state.run_node != from_index) {
+        state.run_node = from_index;
+        state.run_count = 0;
       }
-      move = run.run_count >= request.forward().move_after();
-      ++run.run_count;
+      run.move = state.run_count >= request.forward().move_after();
+      ++state.run_count;
     }
+    if (run.move) run.nodes = table_.Nodes(*key);
+    return run;
+  }
+
+  static void SetResult(v1::ClientResponse& response, Result<v1::Session>&& result) {
+    if (result.ok()) {
+      response.mutable_session()->Swap(&result.value());
+    } else {
+      response.set_status(result.status().code());
+      response.set_error(result.status().message());
+    }
+  }
+
+  // Answers a forwarded operation that ran here with `response`, and hands the session over
+  // to the asker in the same reply when the run says so.
+  void FinishForward(const std::string& from, const BackupRequest& request,
+                     const v1::ClientRequest& op, const ForwardRun& run,
+                     const v1::ClientResponse& response) {
+    BackupReply reply;
+    reply.set_request_id(request.request_id());
+    const StoredSession* s = run.move && response.status() == v1::OK && IsPrimary(run.key)
+                                 ? store_.Find(run.key, options_.clock->NowMs())
+                                 : nullptr;
+    if (s != nullptr) {
+      const std::vector<std::string> now_nodes = table_.Nodes(run.key);
+      // The asker's copy is current when it was at this version, or one behind and a sync
+      // update it confirmed brought it here.
+      const uint64_t have = request.forward().have_version();
+      const bool confirmed = backup_.ack == ReplicationAck::kSync &&
+                             op.op_case() == v1::ClientRequest::kUpdate && have + 1 == s->version();
+      const bool current = have != 0 && Contains(now_nodes, from) && now_nodes == run.nodes &&
+                           (have == s->version() || confirmed);
+      if (current) {
+        reply.set_session_omitted(true);
+      } else {
+        *reply.mutable_session() = s->ToProto();
+      }
+      reply.set_handed_over(true);
+      HandOver(from, run.key, run.id, now_nodes, reply);
+    }
+    reply.set_client_response(response.SerializeAsString());
+    Reply(from, std::move(reply));
+  }
+
+  // A forwarded get runs at once (OnRequest); the other operations wait for their acks here.
+  asio::awaitable<void> ServeForward(std::string from, BackupRequest request,
+                                     v1::ClientRequest op) {
+    auto self = shared_from_this();
+    std::optional<ForwardRun> run = BeginForward(from, request, op);
+    if (!run) co_return;
     v1::ClientResponse response;
     response.set_request_id(op.request_id());
-    auto set = [&](Result<v1::Session>&& result) {
-      if (result.ok()) {
-        response.mutable_session()->Swap(&result.value());
-      } else {
-        response.set_status(result.status().code());
-        response.set_error(result.status().message());
-      }
-    };
     switch (op.op_case()) {
       case v1::ClientRequest::kGet:
-        set(LocalGet(*key, op.get()));
+        SetResult(response, LocalGet(run->key, op.get()));
         break;
       case v1::ClientRequest::kUpdate: {
         Result<v1::Session> updated = co_await LocalUpdate(op.update());
-        set(std::move(updated));
+        SetResult(response, std::move(updated));
         break;
       }
       case v1::ClientRequest::kInvalidate: {
@@ -1817,36 +1882,14 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       }
       case v1::ClientRequest::kRotateId: {
         Result<v1::Session> rotated = co_await LocalRotateId(op.rotate_id());
-        set(std::move(rotated));
+        SetResult(response, std::move(rotated));
         break;
       }
       default:
         response.set_status(v1::INVALID_ARGUMENT);
         response.set_error("only get, update, invalidate and rotate_id are forwarded");
     }
-    const std::vector<std::string> now_nodes = table_.Nodes(*key);
-    const StoredSession* s =
-        move && response.status() == v1::OK && RoleOf(now_nodes) == Role::kPrimary
-            ? store_.Find(id, options_.clock->NowMs())
-            : nullptr;
-    if (s != nullptr) {
-      // The asker's copy is current when it was at this version, or one behind and a sync
-      // update it confirmed brought it here.
-      const uint64_t have = request.forward().have_version();
-      const bool confirmed = backup_.ack == ReplicationAck::kSync &&
-                             op.op_case() == v1::ClientRequest::kUpdate && have + 1 == s->version();
-      const bool current = have != 0 && Contains(now_nodes, from) && now_nodes == nodes &&
-                           (have == s->version() || confirmed);
-      if (current) {
-        reply.set_session_omitted(true);
-      } else {
-        *reply.mutable_session() = s->ToProto();
-      }
-      reply.set_handed_over(true);
-      HandOver(from, *key, id, now_nodes, reply);
-    }
-    reply.set_client_response(response.SerializeAsString());
-    Reply(from, std::move(reply));
+    FinishForward(from, request, op, *run, response);
   }
 
   // ---- The operations on the primary ----
