@@ -1184,7 +1184,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     const int64_t now = options_.clock->NowMs();
     const std::optional<SessionKey> key = SessionKey::FromText(change.id());
     if (!key) return std::nullopt;
-    const StoredSession* s = store_.Find(change.id(), now);
+    const StoredSession* s = store_.Find(*key, now);
     // A change newer than this node's copy while this node is primary comes from another
     // primary of the session (after a partition): not applied. An update answers as a gap, so
     // its sender's write is not confirmed here. (An older one is a change the old primary sent
