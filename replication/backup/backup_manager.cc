@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -206,6 +207,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     for (size_t i = 1; i < nodes.size(); ++i) {
       BackupCopy copy;
       *copy.mutable_session() = session;
+      // The create counts as a replicated access (touch_sent): the copies run a window ahead.
+      copy.mutable_session()->set_last_access_ms(now + TouchWindowMs((*created)->max_idle_s()));
       SetNodes(copy.mutable_nodes(), nodes);
       SendPut(nodes[i], OneCopy(std::move(copy)), waiter, /*fills=*/{});
     }
@@ -1019,10 +1022,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
           Unfill(key);
           continue;
         }
-        BackupCopy copy;
-        *copy.mutable_session() = s->ToProto();
-        SetNodes(copy.mutable_nodes(), nodes);
-        copies.push_back(std::move(copy));
+        copies.push_back(CopyForBackup(*s, nodes));
         keys.push_back(key);
       }
       if (queue.empty()) fill_queue_.erase(it);
@@ -1083,10 +1083,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         const std::vector<std::string> nodes = table_.Nodes(*key);
         const StoredSession* s = store_.Find(id, now);
         if (s == nullptr || RoleOf(nodes) != Role::kPrimary) continue;
-        BackupCopy copy;
-        *copy.mutable_session() = s->ToProto();
-        SetNodes(copy.mutable_nodes(), nodes);
-        copies.push_back(std::move(copy));
+        copies.push_back(CopyForBackup(*s, nodes));
       }
       if (copies.empty()) {
         for (const auto& waiter : o.waiters) waiter->Release(from.node_id);
@@ -1223,6 +1220,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         if (!updated.ok() || updated->session->version() != change.version()) {
           return change.id();
         }
+        CoverPrimaryAccesses(change.id(), change.at_ms(), now);
         ++counters_.changes_applied;
         return std::nullopt;
       }
@@ -1253,6 +1251,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         if (!renamed.ok() || (*renamed)->version() != change.version()) {
           return change.new_id();
         }
+        CoverPrimaryAccesses(change.new_id(), change.at_ms(), now);
         ++counters_.changes_applied;
         return std::nullopt;
       }
@@ -1495,7 +1494,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     const std::string old_primary = nodes.size() > 1 ? nodes[1] : std::string();
     const int64_t now = options_.clock->NowMs();
     table_.Set(key, nodes);
-    primary_state_[key].touch_sent = now;
+    primary_state_[key].touch_sent = kNoTouchSent;
     const StoredSession* mine = store_.Find(id, now);
     if (reply.session_omitted() &&
         (mine == nullptr || (version != 0 && mine->version() != version)) && !old_primary.empty()) {
@@ -1950,12 +1949,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     change.set_kind(BackupChange::UPDATE);
     change.set_id(session.id());
     change.set_version(session.version());
-    change.set_at_ms(now);
+    // Backups count an applied change as an access (touch_sent below), a window ahead.
+    change.set_at_ms(now + TouchWindowMs(updated->session->max_idle_s()));
     v1::UpdateRequest& carried = *change.mutable_update();
     carried = std::move(request);
     carried.set_expected_version(0);
     carried.set_touch(false);
-    primary_state_[key].touch_sent = now;  // backups count an applied change as an access
+    primary_state_[key].touch_sent = now;
     std::shared_ptr<AckWaiter> waiter = NewWaiter();
     ChangeBackupsOf(placement, std::move(change), waiter);
     Publish(v1::SessionEvent::CHANGED, session.id(), "", session.version(), now);
@@ -2017,6 +2017,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     change.set_id(request.id());
     change.set_new_id(session.id());
     change.set_version(session.version());
+    change.set_at_ms(now + TouchWindowMs((*renamed)->max_idle_s()));
     std::shared_ptr<AckWaiter> waiter = NewWaiter();
     ChangeBackups(nodes, std::move(change), waiter);
     BroadcastPlacement(request.id(), {}, /*removed=*/true, nullptr, nodes);
@@ -2027,13 +2028,47 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     co_return session;
   }
 
-  // Replicates an access unless one was replicated within max_idle_s / touch_divisor. The
-  // access sent is that far ahead, so a backup never expires the session before the primary.
+  // ---- Touches: a backup never expires its copy before the primary ----
+  //
+  // A primary replicates an access at most once per touch window (max_idle_s / touch_divisor),
+  // and what it sends runs a window ahead (touch_sent + window), so the accesses it does not
+  // send are covered. Everything that counts as a replicated access (a create, an update, a
+  // rotation) carries the window too; a node that becomes primary (a move, a failover, a
+  // hand-over) has sent nothing yet, so its first access goes out.
+
+  static constexpr int64_t kNoTouchSent = std::numeric_limits<int64_t>::min() / 2;
+
+  int64_t TouchWindowMs(uint32_t max_idle_s) const {
+    return int64_t{max_idle_s} * 1000 / std::max<uint32_t>(1, backup_.touch_divisor);
+  }
+
+  // A copy of `s` for a new or stale backup (a fill, a gap), its access time covering the
+  // accesses this primary has not replicated.
+  BackupCopy CopyForBackup(const StoredSession& s, const std::vector<std::string>& nodes) const {
+    BackupCopy copy;
+    *copy.mutable_session() = s.ToProto();
+    SetNodes(copy.mutable_nodes(), nodes);
+    if (const PrimaryState* state = primary_state_.Find(s.key())) {
+      const int64_t covered = state->touch_sent + TouchWindowMs(s.max_idle_s());
+      if (covered > copy.session().last_access_ms()) {
+        copy.mutable_session()->set_last_access_ms(covered);
+      }
+    }
+    return copy;
+  }
+
+  // On a backup: a change the primary counts as an access at `at_ms` (a window ahead; older
+  // primaries send their own time, which changes nothing). Past the session's lifetime it is
+  // not live at that time, and the lifetime bounds the deadline anyway.
+  void CoverPrimaryAccesses(const std::string& id, int64_t at_ms, int64_t now) {
+    if (at_ms > now) (void)store_.Touch(id, at_ms);
+  }
+
+  // Replicates an access unless one was replicated within the touch window (see above).
   // `known_nodes`: the session's placement, or nullptr to look it up (only when a touch goes).
   void MaybeReplicateTouch(const StoredSession& s, const std::vector<std::string>* known_nodes,
                            int64_t now) {
-    const int64_t window =
-        int64_t{s.max_idle_s()} * 1000 / std::max<uint32_t>(1, backup_.touch_divisor);
+    const int64_t window = TouchWindowMs(s.max_idle_s());
     int64_t& sent = primary_state_[s.key()].touch_sent;
     if (now - sent < window) return;
     sent = now;
@@ -2182,7 +2217,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         }
         ++counters_.failovers;
         work->promoted.insert(key);
-        primary_state_[key].touch_sent = now;
+        primary_state_[key].touch_sent = kNoTouchSent;
       }
       table_.Set(key, survivors);
       if (!Contains(survivors, self_)) {
@@ -2415,7 +2450,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       std::vector<std::string> placed{self_};
       placed.insert(placed.end(), backups.begin(), backups.end());
       table_.Set(*key, placed);
-      primary_state_[*key].touch_sent = now;
+      primary_state_[*key].touch_sent = kNoTouchSent;
       for (const std::string& b : backups) {
         if (!Contains(given, b)) QueueFill(b, *key);
       }

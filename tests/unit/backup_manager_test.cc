@@ -651,6 +651,50 @@ TEST_F(BackupManagerTest, ExpiryOnThePrimaryRemovesEverywhere) {
   }));
 }
 
+// A primary replicates an access only once per touch window (max_idle / 4, 150 s here), each
+// running that far ahead, so that a backup never expires its copy before the primary. A create,
+// an update and a rotation count as replicated accesses: they must carry the window too, or the
+// reads right after them (not replicated) leave the backups behind, and a backup drops its copy
+// (and its placement) while the primary still serves the session.
+TEST_F(BackupManagerTest, ABackupCopyDoesNotExpireBeforeThePrimarysAfterUnreplicatedReads) {
+  StartAll({"a", "b", "c"});
+  const v1::Session created = Create("a", {{"k", "0"}});
+  const v1::Session updated = Create("a", {{"k", "0"}});
+  const v1::Session to_rotate = Create("a", {{"k", "0"}});
+  clock_.AdvanceMs(10'000);
+  ASSERT_TRUE(Set("a", updated.id(), "k", "1").ok());
+  v1::RotateIdRequest rotate;
+  rotate.set_id(to_rotate.id());
+  Result<v1::Session> rotated = Run(M("a").RotateId(rotate));
+  ASSERT_TRUE(rotated.ok()) << rotated.status().ToString();
+  std::vector<std::string> ids{created.id(), updated.id(), rotated->id()};
+
+  clock_.AdvanceMs(100'000);
+  for (const std::string& id : ids) {
+    v1::GetRequest get;
+    get.set_id(id);
+    get.set_touch(true);
+    ASSERT_TRUE(Run(M("a").Get(get)).ok());  // within the window: not replicated
+  }
+  // Past the create's, the update's and the rotation's idle deadline; within the reads'.
+  clock_.AdvanceMs(550'000);
+  for (const char* node : {"a", "b", "c"}) EXPECT_EQ(M(node).ExpireDue(), 0u) << node;
+  const BackupManager::RoleCounts t = Totals({"a", "b", "c"});
+  EXPECT_EQ(t.primary, 3u);
+  EXPECT_EQ(t.backup, 3u);
+  EXPECT_EQ(t.proxy, 3u);
+  for (const std::string& id : ids) {
+    for (const char* node : {"b", "c"}) EXPECT_TRUE(Read(node, id).ok()) << node;
+  }
+  // And they still expire, everywhere, once the reads' deadline has passed.
+  clock_.AdvanceMs(150'000 + 1);
+  EXPECT_EQ(M("a").ExpireDue(), 3u);
+  ASSERT_TRUE(RunUntil(io_, [&] {
+    const BackupManager::RoleCounts t = Totals({"a", "b", "c"});
+    return t.primary + t.backup + t.proxy == 0;
+  }));
+}
+
 TEST_F(BackupManagerTest, MetricsExportTheRoleGauges) {
   StartAll({"a", "b", "c"});
   Create("a", {});
