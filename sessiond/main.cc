@@ -4,8 +4,11 @@
 
 #include "sessiond/config.h"
 #include "sessiond/daemon.h"
+#include "sessiond/malloc_tuning.h"
 
 int main(int argc, char** argv) {
+  // Before any thread starts: a joining node's transfer worker builds ~1 GB of blocks.
+  if (!sessiond::TuneMalloc()) std::fputs("sessiond: glibc refused a malloc setting\n", stderr);
   sessiond::ParsedCommandLine parsed = sessiond::ParseDaemonConfig(argc, argv);
   if (!parsed.config) {
     std::fputs(parsed.output.c_str(), parsed.exit_code == 0 ? stdout : stderr);

@@ -6,7 +6,8 @@
 //       --gtest_filter='DeltaTransferBenchmark.*'
 //
 // SESSIOND_BENCH_SESSIONS sets how many sessions (default 1,000,000), SESSIOND_BENCH_WINDOW the
-// transfer window (default DeltaOptions::transfer_window). It prints the seconds from
+// transfer window (default DeltaOptions::transfer_window). It sets malloc up as the daemon does
+// (TuneMalloc) unless SESSIOND_BENCH_DEFAULT_MALLOC=1. It prints the seconds from
 // the joining node's start to its readiness, the session payload rate, and the CPU time of both
 // event loops; it asserts only that every session arrived.
 #include <gtest/gtest.h>
@@ -31,6 +32,7 @@
 #include "replication/delta/delta_manager.h"
 #include "replication/session_id.h"
 #include "sessiond/asio.h"
+#include "sessiond/malloc_tuning.h"
 
 namespace sessiond {
 namespace {
@@ -179,6 +181,13 @@ long PageFaults() {
 TEST(DeltaTransferBenchmark, DISABLED_StateTransferOfOneMillionSessions) {
   const char* env = std::getenv("SESSIOND_BENCH_SESSIONS");
   const int sessions = env != nullptr ? std::atoi(env) : 1'000'000;
+  // As sessiond's main() does, before the nodes' threads start.
+  const char* default_malloc = std::getenv("SESSIOND_BENCH_DEFAULT_MALLOC");
+  if (default_malloc == nullptr || std::string(default_malloc) != "1") {
+    EXPECT_TRUE(TuneMalloc());
+  } else {
+    std::printf("malloc left at glibc's defaults\n");
+  }
   constexpr double kPayloadPerSession = 8 * (5 + 120);  // attribute names and values
 
   DeltaOptions delta;
