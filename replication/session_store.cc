@@ -100,8 +100,9 @@ Status SessionStore::CheckSeconds(std::string_view field, uint32_t seconds) cons
   return Status::Ok();
 }
 
-Status SessionStore::CheckNewId(std::string_view id, SessionKey* key) const {
-  const std::optional<SessionKey> parsed = SessionKey::FromText(id);
+Status SessionStore::CheckNewId(std::string_view id, SessionKey* key,
+                                const std::optional<SessionKey>& decoded) const {
+  const std::optional<SessionKey> parsed = decoded ? decoded : SessionKey::FromText(id);
   if (!parsed) {
     return InvalidArgument(
         fmt::format("session id {} is not 22 URL-safe base64 characters: use ids this daemon made",
@@ -194,7 +195,7 @@ Result<const StoredSession*> SessionStore::RestoreImage(const SessionImage& sess
   }
   if (Status s = CheckAttributeCount(session.attributes.size()); !s.ok()) return s;
   SessionKey key;
-  if (Status s = CheckNewId(session.id, &key); !s.ok()) return s;
+  if (Status s = CheckNewId(session.id, &key, session.key); !s.ok()) return s;
 
   auto stored = std::make_unique<StoredSession>(key, session.created_ms);
   stored->last_access_ms_ = session.last_access_ms;

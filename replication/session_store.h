@@ -45,6 +45,10 @@ namespace sessiond {
 // from a state transfer without building protobuf objects.
 struct SessionImage {
   std::string_view id;
+  // SessionKey::FromText(id), when whoever made the image decoded it already (a state
+  // transfer's worker does, so that the loop does not decode each id again); nullopt: Restore
+  // decodes the id itself.
+  std::optional<SessionKey> key;
   int64_t created_ms = 0;
   int64_t last_access_ms = 0;
   uint64_t version = 0;
@@ -172,8 +176,10 @@ class SessionStore {
   Status CheckPrincipal(std::string_view principal) const;
   Status CheckSeconds(std::string_view field, uint32_t seconds) const;
   Status CheckAttributeCount(size_t count) const;
-  // Checks that a new session `id` may be added; sets *key to its key.
-  Status CheckNewId(std::string_view id, SessionKey* key) const;
+  // Checks that a new session `id` may be added; sets *key to its key. `decoded`: the id's key
+  // when the caller has it, else nullopt.
+  Status CheckNewId(std::string_view id, SessionKey* key,
+                    const std::optional<SessionKey>& decoded = std::nullopt) const;
   // Restore, with `attributes` built from session.attributes when null.
   Result<const StoredSession*> RestoreImage(const SessionImage& session,
                                             AttributeBlock* attributes);

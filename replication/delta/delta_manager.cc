@@ -967,7 +967,7 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     // ahead, as the sender does.
     constexpr size_t kAhead = 4;
     auto prefetch = [&](size_t i) {
-      if (std::optional<SessionKey> key = SessionKey::FromText(list.sessions[i].session.id)) {
+      if (const std::optional<SessionKey>& key = list.sessions[i].session.key) {
         store_.PrefetchSlot(*key);
         stamps_.Prefetch(*key);
       }
@@ -1004,7 +1004,7 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
     Result<const StoredSession*> restored =
         block != nullptr ? store_.Restore(session, std::move(*block)) : store_.Restore(session);
     if (restored.ok()) {
-      stamps_.Adopt(id, stamped.stamps, now);
+      stamps_.Adopt(id, stamped.stamps, now, session.key);
       if (hub_.watch_count() > 0) {
         Publish(v1::SessionEvent::CREATED, std::string(id), "", session.version, now, peer);
       }

@@ -508,6 +508,8 @@ Status ParseSessionList(DecodedChunk* decoded) {
         }
       }
       if (!stamped.ok()) in.Fail();
+      // Decoded here, on the worker, while the id is in cache: the loop's inserts need the key.
+      session.session.key = SessionKey::FromText(session.session.id);
       extents.push_back(extent);
     } else {
       in.Skip(wire_type);

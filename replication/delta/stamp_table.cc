@@ -257,9 +257,9 @@ void StampTable::Set(std::string_view session, StampedField field, std::string_v
 }
 
 void StampTable::Adopt(std::string_view session, std::span<const StampRecord> records,
-                       int64_t touch_sent_ms) {
+                       int64_t touch_sent_ms, const std::optional<SessionKey>& key) {
   // Adopted sessions are mostly new here: one hash, no lookup before the insert.
-  SessionStamps& stamps = FindOrAddSession(session);
+  SessionStamps& stamps = key ? keyed_.FindOrAdd(*key) : FindOrAddSession(session);
   stamps.touch_sent_ms = touch_sent_ms;
   ToggleAll(session, stamps);
   stamps.entries.clear();

@@ -35,6 +35,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -91,8 +92,10 @@ class StampTable {
   void Set(std::string_view session, StampedField field, std::string_view name, uint64_t clock,
            std::string_view node, bool removed = false);
   // Replaces every stamp of `session` with `stamps`, and sets its touch_sent_ms, in one lookup:
-  // the bulk path of state transfer, where a node takes in a million sessions at once.
-  void Adopt(std::string_view session, std::span<const StampRecord> stamps, int64_t touch_sent_ms);
+  // the bulk path of state transfer, where a node takes in a million sessions at once. `key`:
+  // SessionKey::FromText(session) when the caller decoded it already, else nullopt.
+  void Adopt(std::string_view session, std::span<const StampRecord> stamps, int64_t touch_sent_ms,
+             const std::optional<SessionKey>& key = std::nullopt);
   // Whether the attribute's newest stamp is a tombstone.
   bool IsTombstone(std::string_view session, std::string_view name) const;
 
