@@ -54,6 +54,8 @@ void ExpectSame(const DecodedChunk& d, const StampedSessionList& list) {
     const v1::Session& want = list.sessions(i).session();
     const SessionImage& got = d.sessions[i].session;
     EXPECT_EQ(got.id, want.id());
+    // Decoded on the worker for the loop; nullopt for an id that is not a session key.
+    EXPECT_EQ(got.key, SessionKey::FromText(want.id())) << want.id();
     EXPECT_EQ(got.created_ms, want.created_ms());
     EXPECT_EQ(got.last_access_ms, want.last_access_ms());
     EXPECT_EQ(got.version, want.version());

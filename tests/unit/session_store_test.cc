@@ -621,6 +621,16 @@ TEST_F(SessionStoreTest, RestoreFromViewsWithABlockBuiltAheadIsTheSame) {
   EXPECT_EQ(other.FindByPrincipal("alice", kT0).size(), 1u);
   EXPECT_EQ(other.Restore(image).status().code(), v1::CONFLICT);
 
+  // With the id decoded by the caller (a state transfer's worker does it), the same session.
+  SessionStore keyed(SmallLimits());
+  image.key = SessionKey::FromText(image.id);
+  ASSERT_TRUE(image.key.has_value());
+  ASSERT_TRUE(keyed.Restore(image).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+      keyed.Find(snapshot.id(), kT0)->ToProto(), snapshot));
+  EXPECT_EQ(keyed.Restore(image).status().code(), v1::CONFLICT);
+  image.key.reset();
+
   SessionStore third(SmallLimits());
   ASSERT_TRUE(third.Restore(image).ok());
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(

@@ -93,7 +93,12 @@ TEST(StampTableTest, AdoptMatchesSetWithVaryingNames) {
         {StampedField::kAttribute, b, 4, "n2", i % 2 == 0},
         {StampedField::kPrincipal, "", 5, "n1", false},
     };
-    adopted.Adopt(id, records, 0);
+    // Half of them with the key decoded by the caller, as a state transfer's worker does.
+    if (i % 2 == 0) {
+      adopted.Adopt(id, records, 0, SessionKey::FromText(id));
+    } else {
+      adopted.Adopt(id, records, 0);
+    }
     for (const StampRecord& r : records) set.Set(id, r.field, r.name, r.clock, r.node, r.removed);
     EXPECT_EQ(adopted.Get(id, StampedField::kAttribute, b).clock, 4u);
     EXPECT_EQ(adopted.IsTombstone(id, b), i % 2 == 0);
