@@ -85,6 +85,12 @@ AttributeBlock::Iterator AttributeBlock::end() const {
   return Iterator(stop, stop);
 }
 
+void AttributeBlock::PrefetchRest() const {
+  if (data_ == nullptr) return;
+  const std::string_view p = payload();
+  for (size_t offset = 128; offset < p.size(); offset += 64) __builtin_prefetch(p.data() + offset);
+}
+
 size_t AttributeBlock::count() const {
   size_t n = 0;
   for (auto it = begin(), e = end(); it != e; ++it) ++n;

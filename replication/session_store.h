@@ -81,6 +81,10 @@ class SessionStore {
   // The same for a session about to be inserted: fetches where its slot will be.
   void PrefetchSlot(const SessionKey& key) const { table_.PrefetchSlot(key); }
   static void PrefetchAttributes(const StoredSession& session) { session.attributes().Prefetch(); }
+  // The rest of the block, some iterations after PrefetchAttributes.
+  static void PrefetchMoreAttributes(const StoredSession& session) {
+    session.attributes().PrefetchRest();
+  }
 
   // Makes room for `sessions` sessions in all, so a bulk fill (a state transfer) does not
   // rehash the table again and again as it grows.

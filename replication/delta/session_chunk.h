@@ -52,9 +52,6 @@ class StampedSessionWriter {
   uint32_t NodeIndexSlow(std::string_view node);
 
   std::string out_;
-  std::string session_;  // scratch: one v1::Session
-  std::string stamped_;  // scratch: one StampedSession
-  std::string stamp_;    // scratch: one FieldStamp
   std::vector<std::string> nodes_;
   // The node NodeIndex saw last, as the StampTable's view (compared by address: the table
   // keeps its node ids at one address for its life), and its index.

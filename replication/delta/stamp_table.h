@@ -138,7 +138,10 @@ class StampTable {
   void Prefetch(const SessionKey& key) const { keyed_.Prefetch(key); }
   void PrefetchStamps(const SessionKey& key) const {
     if (const SessionStamps* s = keyed_.Find(key); s != nullptr && !s->entries.empty()) {
-      __builtin_prefetch(s->entries.data());
+      const char* first = reinterpret_cast<const char*>(s->entries.data());
+      const char* last = reinterpret_cast<const char*>(&s->entries.back() + 1) - 1;
+      for (const char* p = first; p <= last; p += 64) __builtin_prefetch(p);
+      __builtin_prefetch(last);
     }
   }
 

@@ -65,6 +65,10 @@ TEST(AttributeBlockTest, HandlesValuesNeedingMultiByteLengths) {
   EXPECT_EQ(block.Find(std::string(200, 'n')), big);
   EXPECT_EQ(block.Find("after"), "tail");
   EXPECT_EQ(ToMap(block).size(), 2u);
+  // Prefetching reads only the block's own bytes, whatever its size (and none when empty).
+  block.Prefetch();
+  block.PrefetchRest();
+  AttributeBlock().PrefetchRest();
 }
 
 TEST(AttributeBlockTest, MovesWithoutCopying) {
