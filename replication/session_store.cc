@@ -190,8 +190,18 @@ Result<const StoredSession*> SessionStore::RestoreImage(const SessionImage& sess
   if (Status s = CheckSeconds("max_idle_s", session.max_idle_s); !s.ok()) return s;
   if (Status s = CheckSeconds("max_lifetime_s", session.max_lifetime_s); !s.ok()) return s;
   if (Status s = CheckPrincipal(session.principal); !s.ok()) return s;
-  for (const AttributeBlock::Attribute& a : session.attributes) {
-    if (Status s = CheckAttribute(a.name, a.value); !s.ok()) return s;
+  // The same as CheckAttribute on each, without building a Status for each that passes: a state
+  // transfer restores millions of attributes, and that was a tenth of its inserts' instructions.
+  const bool attributes_fit = std::all_of(session.attributes.begin(), session.attributes.end(),
+                                          [&](const AttributeBlock::Attribute& a) {
+                                            return !a.name.empty() &&
+                                                   a.name.size() <= limits_.max_name_bytes &&
+                                                   a.value.size() <= limits_.max_value_bytes;
+                                          });
+  if (!attributes_fit) {
+    for (const AttributeBlock::Attribute& a : session.attributes) {
+      if (Status s = CheckAttribute(a.name, a.value); !s.ok()) return s;
+    }
   }
   if (Status s = CheckAttributeCount(session.attributes.size()); !s.ok()) return s;
   SessionKey key;

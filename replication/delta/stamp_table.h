@@ -77,6 +77,8 @@ struct StringHash {
 class StampTable {
  public:
   static constexpr size_t kBuckets = 256;
+  // Slots of Adopt's name cache.
+  static constexpr size_t kAdoptNameSlots = 64;
   using BucketHashes = std::array<uint64_t, kBuckets>;
 
   // The anti-entropy bucket of a session id.
@@ -220,8 +222,9 @@ class StampTable {
   std::vector<uint64_t> node_hashes_;  // of nodes_, by the same index
   std::vector<std::string> names_;     // index 0 is ""
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> name_index_;
-  std::vector<uint32_t> adopt_names_;  // by position, the names the last Adopt took
-  uint32_t adopt_node_ = 0;            // the node of the last stamp Adopt took
+  // Adopt's cache of interned names, by a cheap hash of the name (AdoptNameSlot); 0 is "".
+  std::array<uint32_t, kAdoptNameSlots> adopt_names_{};
+  uint32_t adopt_node_ = 0;  // the node of the last stamp Adopt took
   KeyedSessions keyed_;
   std::unordered_map<std::string, SessionStamps, StringHash, std::equal_to<>> named_;
   BucketHashes buckets_{};

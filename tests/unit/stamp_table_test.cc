@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
+#include <string>
+#include <vector>
+
 #include "replication/session_key.h"
 
 namespace sessiond {
@@ -102,6 +107,42 @@ TEST(StampTableTest, AdoptMatchesSetWithVaryingNames) {
     for (const StampRecord& r : records) set.Set(id, r.field, r.name, r.clock, r.node, r.removed);
     EXPECT_EQ(adopted.Get(id, StampedField::kAttribute, b).clock, 4u);
     EXPECT_EQ(adopted.IsTombstone(id, b), i % 2 == 0);
+  }
+  EXPECT_EQ(adopted.bucket_hashes(), set.bucket_hashes());
+}
+
+// More names than Adopt's name cache has slots, so that names share slots and evict each other:
+// every stamp still lands on its own name.
+TEST(StampTableTest, AdoptKeepsNamesApartWhenMoreNamesThanCacheSlots) {
+  std::array<uint8_t, SessionKey::kBytes> bytes{};
+  StampTable adopted(10);
+  StampTable set(10);
+  std::vector<std::string> names;
+  for (size_t n = 0; n < 3 * StampTable::kAdoptNameSlots; ++n) {
+    names.push_back(n % 2 == 0 ? "n" + std::to_string(n) : std::string(n % 7 + 1, 'x') + "y");
+  }
+  names.push_back("é");  // a multi-byte name of one character
+  for (int i = 0; i < 30; ++i) {
+    bytes[5] = static_cast<uint8_t>(i);
+    const std::string id = SessionKey(bytes).ToText();
+    std::vector<StampRecord> records;
+    for (size_t k = 0; k < 12; ++k) {
+      const std::string& name = names[(i * 13 + k * 17) % names.size()];
+      if (std::any_of(records.begin(), records.end(),
+                      [&](const StampRecord& r) { return r.name == name; })) {
+        continue;
+      }
+      records.push_back({StampedField::kAttribute, name, 100 + k, k % 2 ? "n1" : "n2", k == 3});
+    }
+    records.push_back({StampedField::kMaxIdle, "", 7, "n1", false});
+    adopted.Adopt(id, records, 0, SessionKey::FromText(id));
+    for (const StampRecord& r : records) set.Set(id, r.field, r.name, r.clock, r.node, r.removed);
+    for (const StampRecord& r : records) {
+      const Stamp got = adopted.Get(id, r.field, r.name);
+      EXPECT_EQ(got.clock, r.clock) << r.name;
+      EXPECT_EQ(got.node, r.node) << r.name;
+      EXPECT_EQ(adopted.IsTombstone(id, r.name), r.field == StampedField::kAttribute && r.removed);
+    }
   }
   EXPECT_EQ(adopted.bucket_hashes(), set.bucket_hashes());
 }
