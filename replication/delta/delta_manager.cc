@@ -52,6 +52,7 @@ struct ChunkJob {
   DecodedChunk decoded;       // receiver: the parsed list
   bool build_blocks = false;  // receiver: build the sessions' attribute blocks on the worker
   std::string raw;            // sender: the serialized list
+  std::string compressed;     // sender: lz4's output before it goes into the envelope
   PeerEnvelope envelope;      // the chunk itself
   Status status;
 
@@ -1150,7 +1151,8 @@ class DeltaManager::Impl : public std::enable_shared_from_this<DeltaManager::Imp
       OnWorker(
           job,
           [](ChunkJob& j) {
-            j.status = CompressSessionChunk(j.raw, j.envelope.mutable_state_transfer_chunk());
+            j.status = CompressSessionChunk(j.raw, j.envelope.mutable_state_transfer_chunk(),
+                                            kSessionChunkLz4Acceleration, &j.compressed);
           },
           [peer](Impl& self, ChunkJob& j) { self.SendChunk(peer, j); });
     }

@@ -91,6 +91,10 @@ inline constexpr int kSessionChunkLz4Acceleration = 4;
 // builds).
 Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* chunk,
                             int acceleration = kSessionChunkLz4Acceleration);
+// The same, compressing into `scratch` first (kept by the caller from chunk to chunk; its size
+// only grows) and copying the result into the chunk, so that no buffer is zero-filled per chunk.
+Status CompressSessionChunk(std::string_view raw, peer::v1::StateTransferChunk* chunk,
+                            int acceleration, std::string* scratch);
 
 // Parses the list a chunk carries into *list. INVALID_ARGUMENT when raw_size is over
 // `max_raw_bytes` or the payload does not decompress or parse: the peer sent garbage.

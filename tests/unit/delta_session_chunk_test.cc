@@ -2,6 +2,7 @@
 // DecodedChunk) against the generated protobuf parser: the same content for what the writer
 // builds and for valid but unusual wire format, and the same verdict on malformed input.
 #include <gtest/gtest.h>
+#include <lz4.h>
 
 #include <map>
 #include <string>
@@ -213,6 +214,29 @@ TEST(DeltaSessionChunkTest, ChunkThatDoesNotDecompressIsRefused) {
   EXPECT_EQ(DecodeSessionChunk(chunk, 1 << 20, &decoded).code(), v1::INVALID_ARGUMENT);
   chunk.set_raw_size(2u << 20);
   EXPECT_EQ(DecodeSessionChunk(chunk, 1 << 20, &decoded).code(), v1::INVALID_ARGUMENT);
+}
+
+// A scratch buffer reused from chunk to chunk, large then small then large, leaves nothing of one
+// chunk in the next: each decompresses to its own bytes, as without the scratch buffer.
+TEST(DeltaSessionChunkTest, CompressingThroughAReusedScratchBufferGivesTheSameChunks) {
+  std::string scratch;
+  peer::v1::StateTransferChunk chunk;  // reused as the manager reuses its chunk jobs
+  for (const size_t size : {size_t{300000}, size_t{10}, size_t{0}, size_t{70000}}) {
+    std::string raw(size, '\0');
+    for (size_t i = 0; i < size; ++i) raw[i] = static_cast<char>((i * 7919) % 251);
+    chunk.Clear();
+    ASSERT_TRUE(CompressSessionChunk(raw, &chunk, kSessionChunkLz4Acceleration, &scratch).ok());
+    peer::v1::StateTransferChunk plain;
+    ASSERT_TRUE(CompressSessionChunk(raw, &plain).ok());
+    EXPECT_EQ(chunk.lz4_payload(), plain.lz4_payload()) << size;
+    EXPECT_EQ(chunk.raw_size(), size);
+    std::string back(size, 'x');
+    const int n = LZ4_decompress_safe(chunk.lz4_payload().data(), back.data(),
+                                      static_cast<int>(chunk.lz4_payload().size()),
+                                      static_cast<int>(back.size()));
+    EXPECT_EQ(n, static_cast<int>(size));
+    EXPECT_EQ(back, raw) << size;
+  }
 }
 
 }  // namespace
