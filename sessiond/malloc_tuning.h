@@ -25,8 +25,9 @@ inline constexpr size_t kMallocTopPad = size_t{64} << 20;
 // larger allocations (the session tables) keep their own mapping, given back when freed.
 inline constexpr size_t kMallocMmapThreshold = size_t{4} << 20;
 
-// Sets M_TOP_PAD and M_MMAP_THRESHOLD as above. Call at process start, before threads start.
-// Returns false if glibc refused a setting (the daemon runs on without it).
+// Sets M_TOP_PAD and M_MMAP_THRESHOLD as above, each unless the operator set it in
+// GLIBC_TUNABLES (glibc.malloc.top_pad, glibc.malloc.mmap_threshold). Call at process start,
+// before threads start. Returns false if glibc refused a setting (the daemon runs on without it).
 bool TuneMalloc();
 
 }  // namespace sessiond
