@@ -306,6 +306,34 @@ size_t StampSize(StampedField field, std::string_view name, uint64_t clock, uint
          NumberFieldSize(clock) + NumberFieldSize(node) + NumberFieldSize(removed ? 1 : 0);
 }
 
+// The most a FieldStamp field takes besides its name: tag and length, field, the name's tag and
+// length, clock, node, removed.
+constexpr size_t kMaxStampBytes = (1 + 5) + 2 + (1 + 5) + (1 + 10) + (1 + 5) + 2;
+
+// Writes a FieldStamp field (tag, length, stamp) at p; returns the cursor past it. Writes at
+// most kMaxStampBytes + name.size() bytes.
+char* PutStampTo(char* p, StampedField field, std::string_view name, uint64_t clock, uint32_t node,
+                 bool removed) {
+  *p++ = static_cast<char>((stamped_field::kStamps << 3) | kLengthDelimited);
+  // One byte of length while the stamp is under 128 bytes, as it is unless its name is long.
+  char* length = p++;
+  char* body = p;
+  p = PutNumberTo(p, stamp_field::kField, WireField(field));
+  if (!name.empty()) p = PutBytesTo(p, stamp_field::kName, name);
+  p = PutNumberTo(p, stamp_field::kClock, clock);
+  p = PutNumberTo(p, stamp_field::kNode, node);
+  p = PutNumberTo(p, stamp_field::kRemoved, removed ? 1 : 0);
+  const auto n = static_cast<size_t>(p - body);
+  if (n < 0x80) {
+    *length = static_cast<char>(n);
+    return p;
+  }
+  const size_t extra = VarintSize(n) - 1;
+  std::memmove(body + extra, body, n);
+  PutVarintTo(length, n);
+  return p + extra;
+}
+
 }  // namespace
 
 uint32_t StampedSessionWriter::NodeIndex(std::string_view node) {
@@ -334,12 +362,29 @@ void StampedSessionWriter::AddSession(const StoredSession& s, std::string_view i
   // Everything is sized first and written once, straight into out_: the attributes are most of
   // a chunk's bytes, and copying them through scratch buffers cost the sender's loop a fifth of
   // its time; the stamps went through two std::strings, a tenth. Every field number here is
-  // below 16: its tag is one byte.
-  size_t stamps_size = 0;
-  stamps.ForEachOfKey(s.key(), [&](StampedField field, std::string_view name, const Stamp& st,
-                                   bool removed) {
-    stamps_size += BytesFieldSize(StampSize(field, name, st.clock, NodeIndex(st.node), removed));
-  });
+  // below 16: its tag is one byte. The stamps (ten or so of a few dozen bytes) are written first,
+  // onto the stack, since the StampedSession's length needs theirs; when they do not fit there
+  // (many long names), a pass of their own sizes them and they are written in place.
+  char buffered[kStampBufferBytes];
+  char* end = buffered;
+  bool fit = true;
+  stamps.ForEachOfKey(
+      s.key(), [&](StampedField field, std::string_view name, const Stamp& st, bool removed) {
+        if (!fit) return;
+        if (static_cast<size_t>(buffered + sizeof buffered - end) < kMaxStampBytes + name.size()) {
+          fit = false;
+          return;
+        }
+        end = PutStampTo(end, field, name, st.clock, NodeIndex(st.node), removed);
+      });
+  size_t stamps_size = static_cast<size_t>(end - buffered);
+  if (!fit) {
+    stamps_size = 0;
+    stamps.ForEachOfKey(s.key(), [&](StampedField field, std::string_view name, const Stamp& st,
+                                     bool removed) {
+      stamps_size += BytesFieldSize(StampSize(field, name, st.clock, NodeIndex(st.node), removed));
+    });
+  }
   const auto created = static_cast<uint64_t>(s.created_ms());
   const auto last_access = static_cast<uint64_t>(s.last_access_ms());
   size_t session_size = BytesFieldSize(id.size()) + NumberFieldSize(created) +
@@ -371,17 +416,15 @@ void StampedSessionWriter::AddSession(const StoredSession& s, std::string_view i
     p = PutBytesTo(p, 1, a.name);
     p = PutBytesTo(p, 2, a.value);
   }
-  stamps.ForEachOfKey(
-      s.key(), [&](StampedField field, std::string_view name, const Stamp& st, bool removed) {
-        const uint32_t node = NodeIndex(st.node);
-        *p++ = static_cast<char>((stamped_field::kStamps << 3) | kLengthDelimited);
-        p = PutVarintTo(p, StampSize(field, name, st.clock, node, removed));
-        p = PutNumberTo(p, stamp_field::kField, WireField(field));
-        if (!name.empty()) p = PutBytesTo(p, stamp_field::kName, name);
-        p = PutNumberTo(p, stamp_field::kClock, st.clock);
-        p = PutNumberTo(p, stamp_field::kNode, node);
-        p = PutNumberTo(p, stamp_field::kRemoved, removed ? 1 : 0);
-      });
+  if (fit) {
+    std::memcpy(p, buffered, stamps_size);
+    p += stamps_size;
+  } else {
+    stamps.ForEachOfKey(
+        s.key(), [&](StampedField field, std::string_view name, const Stamp& st, bool removed) {
+          p = PutStampTo(p, field, name, st.clock, NodeIndex(st.node), removed);
+        });
+  }
   assert(p == out_.data() + out_.size());
   (void)p;
   ++sessions_;

@@ -48,6 +48,9 @@ class StampedSessionWriter {
   std::string Finish() &&;
 
  private:
+  // Room on the stack for a session's stamps (AddSession).
+  static constexpr size_t kStampBufferBytes = 1024;
+
   uint32_t NodeIndex(std::string_view node);
   uint32_t NodeIndexSlow(std::string_view node);
 

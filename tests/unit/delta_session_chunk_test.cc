@@ -121,6 +121,13 @@ TEST(DeltaSessionChunkTest, WriterOutputDecodesAsTheGeneratedParserReadsIt) {
     stamps.Set(id, StampedField::kAttribute, "k0", 10 + i, i == 0 ? "n1" : "node-two");
     stamps.Set(id, StampedField::kAttribute, "old", 300, "n1", /*removed=*/true);
     stamps.Set(id, StampedField::kPrincipal, "", 5, "n1");
+    // A stamp of over 127 bytes (a two-byte length), and stamps that do not fit the writer's
+    // buffer on the stack (written in place after a sizing pass).
+    if (i == 2) stamps.Set(id, StampedField::kAttribute, std::string(200, 'L'), 7, "n1");
+    for (int k = 0; i == 3 && k < 12; ++k) {
+      stamps.Set(id, StampedField::kAttribute, std::string(100, static_cast<char>('a' + k)), 8 + k,
+                 k % 2 == 0 ? "n1" : "node-three");
+    }
     writer.AddSession(**s, id, stamps);
   }
   writer.AddRemovedId("removed-id");
