@@ -1433,7 +1433,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
           "other nodes'): give every node the same limits");
     }
     table_.Set(key, nodes);
-    primary_state_[key] = PrimaryState{now};
+    primary_state_[key] = PrimaryState{kNoTouchSent};  // its first access sends a touch
     ++counters_.moves_in;
     ++counters_.handovers_adopted;
     spdlog::warn(
