@@ -48,6 +48,8 @@ PeerLink::PeerLink(tcp::socket socket, Role role, HandshakeConfig handshake,
                        : fmt::format("{}:{}", remote.address().to_string(), remote.port());
   // Deltas are small and latency-bound; the writer already batches what is queued.
   socket_.set_option(tcp::no_delay(true), ec);
+  // The writer's direct write returns would_block rather than block when the socket is full.
+  socket_.non_blocking(true, ec);
 }
 
 PeerLink::~PeerLink() = default;
@@ -276,10 +278,29 @@ asio::awaitable<void> PeerLink::WriteLoop(std::shared_ptr<PeerLink> /*self*/) {
     std::vector<asio::const_buffer> buffers;
     buffers.reserve(in_flight_.size());
     for (const std::string& frame : in_flight_) buffers.push_back(asio::buffer(frame));
-    SetDeadline(write_deadline_, Now() + options_.write_timeout);
-    const size_t n =
-        co_await asio::async_write(socket_, buffers, asio::redirect_error(asio::use_awaitable, ec));
-    write_deadline_ = TimePoint::max();
+    // Written at once when the socket has room, which it almost always has: an awaited write
+    // would complete just as soon, but through one more turn of the event loop.
+    size_t n = socket_.write_some(buffers, ec);
+    if (ec == asio::error::would_block) {
+      ec.clear();
+      n = 0;
+    }
+    if (!ec && n < in_flight_bytes_) {
+      // The rest (what the socket had no room for, or beyond the buffers one call takes).
+      std::vector<asio::const_buffer> rest;
+      size_t skip = n;
+      for (const asio::const_buffer& b : buffers) {
+        if (skip >= b.size()) {
+          skip -= b.size();
+          continue;
+        }
+        rest.push_back(b + skip);
+        skip = 0;
+      }
+      SetDeadline(write_deadline_, Now() + options_.write_timeout);
+      n += co_await asio::async_write(socket_, rest, asio::redirect_error(asio::use_awaitable, ec));
+      write_deadline_ = TimePoint::max();
+    }
     if (state_ == State::kClosed) co_return;
     if (ec) {
       Close(Unavailable(fmt::format("writing to peer {} failed: {}", peer_name(), ec.message())));
