@@ -109,6 +109,19 @@ Status AppendMessageFrame(std::string& out, const google::protobuf::MessageLite&
 }
 
 FrameDecoder::State FrameDecoder::Next(std::string* payload) {
+  std::string_view view;
+  const State state = NextView(&view);
+  if (state == State::kFrame) {
+    if (view.data() == decompressed_.data()) {
+      payload->swap(decompressed_);
+    } else {
+      payload->assign(view);
+    }
+  }
+  return state;
+}
+
+FrameDecoder::State FrameDecoder::NextView(std::string_view* payload) {
   if (!error_.ok()) return State::kError;
   // Called only when the rest is an incomplete frame, so each byte moves at most once: after the
   // move consumed_ stays 0 until that frame is returned. Compacting here rather than after every
@@ -172,25 +185,23 @@ FrameDecoder::State FrameDecoder::Next(std::string* payload) {
     if (block_size > LZ4_MAX_INPUT_SIZE) {
       return fail(InvalidArgument("a compressed frame's lz4 block is larger than lz4 allows"));
     }
-    payload->resize(raw_size);
+    decompressed_.resize(raw_size);
     const int written =
-        LZ4_decompress_safe(body + kRawSizeBytes, payload->data(), static_cast<int>(block_size),
-                            static_cast<int>(raw_size));
+        LZ4_decompress_safe(body + kRawSizeBytes, decompressed_.data(),
+                            static_cast<int>(block_size), static_cast<int>(raw_size));
     if (written < 0 || static_cast<size_t>(written) != raw_size) {
-      payload->clear();
+      decompressed_.clear();
       return fail(InvalidArgument(
           "a compressed frame holds a corrupt lz4 block or lies about its uncompressed size; "
           "the sender is broken or the stream was damaged"));
     }
+    *payload = decompressed_;
   } else {
-    payload->assign(body, body_size);
+    *payload = std::string_view(body, body_size);
   }
 
+  // A buffer read to its end is emptied by the next Feed or Next, not here: *payload views it.
   consumed_ += kLengthBytes + length;
-  if (consumed_ == buffer_.size()) {
-    buffer_.clear();
-    consumed_ = 0;
-  }
   return State::kFrame;
 }
 

@@ -176,12 +176,13 @@ asio::awaitable<void> PeerLink::Refuse(peer::v1::RefuseReason reason, const Stat
 }
 
 asio::awaitable<Status> PeerLink::ReadEnvelope(Envelope& envelope) {
-  std::string payload;
+  std::string_view payload;
   for (;;) {
-    switch (decoder_.Next(&payload)) {
+    switch (decoder_.NextView(&payload)) {
       case FrameDecoder::State::kFrame:
         ++counters_.frames_in;
-        if (!envelope.ParseFromString(payload)) {
+        // Parsed where it lies in the decoder's buffer: no copy of the payload first.
+        if (!envelope.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
           co_return InvalidArgument(fmt::format(
               "peer {} sent a frame that is not a PeerEnvelope; closing the link", peer_name()));
         }

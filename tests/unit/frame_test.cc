@@ -233,6 +233,43 @@ TEST(FrameDecoderTest, ManyFramesInOneFeed) {
   EXPECT_EQ(decoder.buffered(), 0u);
 }
 
+TEST(FrameDecoderTest, NextViewReturnsPlainAndCompressedPayloadsInPlace) {
+  const std::string big = Compressible(64 << 10);
+  std::string stream;
+  ASSERT_TRUE(AppendFrame(stream, "first", {}).ok());
+  ASSERT_TRUE(AppendFrame(stream, big, {}).ok());  // lz4
+  ASSERT_TRUE(AppendFrame(stream, "third", {}).ok());
+  ASSERT_LT(stream.size(), big.size());
+
+  FrameDecoder decoder;
+  decoder.Feed(stream.substr(0, 3));
+  std::string_view view;
+  EXPECT_EQ(decoder.NextView(&view), FrameDecoder::State::kNeedMore);
+  decoder.Feed(stream.substr(3));
+  ASSERT_EQ(decoder.NextView(&view), FrameDecoder::State::kFrame);
+  EXPECT_EQ(view, "first");
+  ASSERT_EQ(decoder.NextView(&view), FrameDecoder::State::kFrame);
+  EXPECT_EQ(view, big);
+  // Next and NextView interleave on one stream.
+  std::string payload;
+  ASSERT_EQ(decoder.Next(&payload), FrameDecoder::State::kFrame);
+  EXPECT_EQ(payload, "third");
+  EXPECT_EQ(decoder.buffered(), 0u);
+  EXPECT_EQ(decoder.NextView(&view), FrameDecoder::State::kNeedMore);
+
+  // A frame read to the end of the buffer stays viewable until the next Feed.
+  std::string one;
+  ASSERT_TRUE(AppendFrame(one, "alone", {}).ok());
+  decoder.Feed(one);
+  ASSERT_EQ(decoder.NextView(&view), FrameDecoder::State::kFrame);
+  EXPECT_EQ(decoder.buffered(), 0u);
+  EXPECT_EQ(view, "alone");
+  decoder.Feed(one);
+  ASSERT_EQ(decoder.NextView(&view), FrameDecoder::State::kFrame);
+  EXPECT_EQ(view, "alone");
+  EXPECT_EQ(decoder.buffered(), 0u);
+}
+
 TEST(FrameDecoderTest, WaitsForTheWholeFrame) {
   const std::string frame = RawFrame(0, "payload");
   FrameDecoder decoder;

@@ -53,11 +53,21 @@ class FrameDecoder {
   explicit FrameDecoder(FrameOptions options = {}) : options_(options) {}
 
   // Appends received bytes.
-  void Feed(std::string_view bytes) { buffer_.append(bytes); }
+  void Feed(std::string_view bytes) {
+    if (consumed_ == buffer_.size()) {
+      buffer_.clear();
+      consumed_ = 0;
+    }
+    buffer_.append(bytes);
+  }
 
   // Takes the next whole frame. On kFrame, *payload holds the (decompressed) payload. On
   // kError, error() says why (TOO_LARGE for an oversized length, INVALID_ARGUMENT otherwise).
   State Next(std::string* payload);
+  // As Next, without copying: on kFrame, *payload views the frame in the decoder's buffer (or,
+  // for a compressed frame, the decoder's own decompressed copy), valid until the next call to
+  // Feed, Next or NextView.
+  State NextView(std::string_view* payload);
 
   const Status& error() const { return error_; }
   // Bytes held but not yet returned as frames.
@@ -66,7 +76,8 @@ class FrameDecoder {
  private:
   FrameOptions options_;
   std::string buffer_;
-  size_t consumed_ = 0;  // bytes at the front of buffer_ already returned as frames
+  std::string decompressed_;  // NextView's payload of a compressed frame
+  size_t consumed_ = 0;       // bytes at the front of buffer_ already returned as frames
   Status error_;
 };
 
