@@ -84,7 +84,10 @@ class Cluster::Impl final : public PeerNetwork::Observer,
   const Clock& clock_;
   Membership membership_;
   FailureDetector detector_;
-  std::map<int, MessageHandler> handlers_;  // by PeerEnvelope::BodyCase
+  // By PeerEnvelope::BodyCase. Shared, so that a message holds its handler alive (a handler
+  // may replace itself) for the price of a reference count, not a copy of the std::function
+  // (a heap allocation when its captures are over 16 bytes, as MessageSubscriptions' are).
+  std::map<int, std::shared_ptr<const MessageHandler>> handlers_;
   std::map<std::string, Echo, std::less<>> echoes_;
   std::map<uint64_t, LinkListener> link_listeners_;
   uint64_t next_link_listener_id_ = 1;
@@ -237,9 +240,9 @@ void Cluster::Impl::OnPeerMessage(const PeerIdentity& peer, const Envelope& enve
     ++messages_unhandled_;
     return;
   }
-  // A copy: the handler may replace itself.
-  const MessageHandler handler = it->second;
-  handler(peer, envelope);
+  // A reference: the handler may replace itself.
+  const std::shared_ptr<const MessageHandler> handler = it->second;
+  (*handler)(peer, envelope);
 }
 
 void Cluster::Impl::OnHeartbeat(const PeerIdentity& peer, const peer::v1::Heartbeat& heartbeat,
@@ -275,7 +278,7 @@ Status Cluster::Impl::Subscribe(Envelope::BodyCase kind, MessageHandler handler)
         static_cast<int>(kind)));
   }
   if (handler) {
-    handlers_[kind] = std::move(handler);
+    handlers_[kind] = std::make_shared<const MessageHandler>(std::move(handler));
   } else {
     handlers_.erase(kind);
   }
