@@ -16,6 +16,8 @@ using Envelope = peer::v1::PeerEnvelope;
 using asio::ip::tcp;
 
 constexpr size_t kReadChunkBytes = 64u << 10;
+// A write buffer grown beyond this by a burst is released after the write.
+constexpr size_t kKeptWriteBufferBytes = 1u << 20;
 
 auto Now() { return std::chrono::steady_clock::now(); }
 
@@ -259,7 +261,7 @@ asio::awaitable<void> PeerLink::ReadLoop() {
 asio::awaitable<void> PeerLink::WriteLoop(std::shared_ptr<PeerLink> /*self*/) {
   while (state_ == State::kEstablished || state_ == State::kDraining) {
     boost::system::error_code ec;
-    if (queue_.empty()) {
+    if (queued_sizes_.empty()) {
       if (state_ == State::kDraining) {
         socket_.shutdown(tcp::socket::shutdown_send, ec);
         writes_finished_ = true;
@@ -267,39 +269,28 @@ asio::awaitable<void> PeerLink::WriteLoop(std::shared_ptr<PeerLink> /*self*/) {
         co_return;
       }
       writer_wake_.expires_at(TimePoint::max());
+      writer_waiting_ = true;
       co_await writer_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      writer_waiting_ = false;
       continue;
     }
-    // Everything queued goes out in one gathered write: the batching that makes many small
-    // messages cheap.
-    in_flight_.assign(std::make_move_iterator(queue_.begin()),
-                      std::make_move_iterator(queue_.end()));
-    queue_.clear();
-    in_flight_bytes_ = std::exchange(queued_bytes_, 0);
-    std::vector<asio::const_buffer> buffers;
-    buffers.reserve(in_flight_.size());
-    for (const std::string& frame : in_flight_) buffers.push_back(asio::buffer(frame));
+    // Everything queued goes out in one write: the batching that makes many small messages
+    // cheap. The frames lie back to back in one buffer, which the next turn's frames reuse.
+    in_flight_.swap(queued_);
+    queued_.clear();
+    in_flight_frames_ = queued_sizes_.size();
+    queued_sizes_.clear();
     // Written at once when the socket has room, which it almost always has: an awaited write
     // would complete just as soon, but through one more turn of the event loop.
-    size_t n = socket_.write_some(buffers, ec);
+    size_t n = socket_.write_some(asio::buffer(in_flight_), ec);
     if (ec == asio::error::would_block) {
       ec.clear();
       n = 0;
     }
-    if (!ec && n < in_flight_bytes_) {
-      // The rest (what the socket had no room for, or beyond the buffers one call takes).
-      std::vector<asio::const_buffer> rest;
-      size_t skip = n;
-      for (const asio::const_buffer& b : buffers) {
-        if (skip >= b.size()) {
-          skip -= b.size();
-          continue;
-        }
-        rest.push_back(b + skip);
-        skip = 0;
-      }
+    if (!ec && n < in_flight_.size()) {
       SetDeadline(write_deadline_, Now() + options_.write_timeout);
-      n += co_await asio::async_write(socket_, rest, asio::redirect_error(asio::use_awaitable, ec));
+      n += co_await asio::async_write(socket_, asio::buffer(in_flight_) + n,
+                                      asio::redirect_error(asio::use_awaitable, ec));
       write_deadline_ = TimePoint::max();
     }
     if (state_ == State::kClosed) co_return;
@@ -308,9 +299,11 @@ asio::awaitable<void> PeerLink::WriteLoop(std::shared_ptr<PeerLink> /*self*/) {
       co_return;
     }
     counters_.bytes_out += n;
-    counters_.frames_out += in_flight_.size();
+    counters_.frames_out += in_flight_frames_;
+    in_flight_frames_ = 0;
     in_flight_.clear();
-    in_flight_bytes_ = 0;
+    // A burst (a state transfer) does not pin its buffer for the link's life.
+    if (in_flight_.capacity() > kKeptWriteBufferBytes) std::string().swap(in_flight_);
   }
 }
 
@@ -357,46 +350,63 @@ Status PeerLink::Send(const Envelope& envelope) {
     return Unavailable(fmt::format("the link to peer {} is not established", peer_name()));
   }
   // Refuse before paying for serialization when the queue is already full by count.
-  if (queue_frames() >= options_.max_queue_frames) {
-    ++counters_.queue_full;
-    return ResourceExhausted(fmt::format(
-        "the link to peer {} has {} frames waiting; the peer is slower than this node's sends",
-        peer_name(), queue_frames()));
-  }
+  if (queue_frames() >= options_.max_queue_frames) return QueueFull(0);
   // A state-transfer chunk carries its own lz4 block: a second pass saves a few percent of it
   // for an lz4 compress on this loop and a decompress on the peer's.
   FrameOptions frames = options_.frames;
   if (envelope.body_case() == Envelope::kStateTransferChunk) frames.compress_threshold = 0;
-  std::string frame;
-  if (Status s = AppendMessageFrame(frame, envelope, frames); !s.ok()) return s;
-  return Enqueue(std::move(frame));
+  // Serialized straight onto the end of the queue.
+  const size_t start = queued_.size();
+  if (Status s = AppendMessageFrame(queued_, envelope, frames); !s.ok()) return s;
+  const size_t size = queued_.size() - start;
+  if (queue_bytes() > options_.max_queue_bytes) {
+    queued_.resize(start);
+    return QueueFull(size);
+  }
+  Queued(size);
+  return Status::Ok();
 }
 
 Status PeerLink::SendFrame(std::string frame) {
   if (state_ != State::kEstablished) {
     return Unavailable(fmt::format("the link to peer {} is not established", peer_name()));
   }
-  return Enqueue(std::move(frame));
-}
-
-Status PeerLink::Enqueue(std::string frame) {
   if (queue_frames() + 1 > options_.max_queue_frames ||
       queue_bytes() + frame.size() > options_.max_queue_bytes) {
-    ++counters_.queue_full;
-    return ResourceExhausted(fmt::format(
-        "the link to peer {} has {} frames ({} bytes) waiting; the peer is slower than this "
-        "node's sends",
-        peer_name(), queue_frames(), queue_bytes()));
+    return QueueFull(frame.size());
   }
-  queued_bytes_ += frame.size();
-  queue_.push_back(std::move(frame));
-  writer_wake_.cancel();
+  queued_.append(frame);
+  Queued(frame.size());
   return Status::Ok();
 }
 
+Status PeerLink::QueueFull(size_t frame_bytes) {
+  ++counters_.queue_full;
+  return ResourceExhausted(
+      fmt::format("the link to peer {} has {} frames ({} bytes) waiting, no room for {} more "
+                  "bytes; the peer is slower than this node's sends",
+                  peer_name(), queue_frames(), queue_bytes(), frame_bytes));
+}
+
+void PeerLink::Queued(size_t frame_bytes) {
+  queued_sizes_.push_back(frame_bytes);
+  // The first frame of a turn wakes the writer; it takes the others along.
+  if (writer_waiting_) {
+    writer_waiting_ = false;
+    writer_wake_.cancel();
+  }
+}
+
 std::deque<std::string> PeerLink::TakeQueued() {
-  queued_bytes_ = 0;
-  return std::exchange(queue_, {});
+  std::deque<std::string> frames;
+  size_t offset = 0;
+  for (const size_t size : queued_sizes_) {
+    frames.emplace_back(queued_, offset, size);
+    offset += size;
+  }
+  queued_.clear();
+  queued_sizes_.clear();
+  return frames;
 }
 
 void PeerLink::Drain() {
@@ -420,9 +430,9 @@ void PeerLink::MaybeFinishDrain() {
 void PeerLink::Close(const Status& why) {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
-  counters_.dropped_on_close += queue_.size() + in_flight_.size();
-  queue_.clear();
-  queued_bytes_ = 0;
+  counters_.dropped_on_close += queued_sizes_.size() + in_flight_frames_;
+  queued_.clear();
+  queued_sizes_.clear();
   // in_flight_ stays: the cancelled write still refers to it until its handler runs.
   boost::system::error_code ec;
   socket_.close(ec);

@@ -127,8 +127,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   const std::string& remote_address() const { return remote_address_; }
   const LinkCounters& counters() const { return counters_; }
   // Current depth of the outbound queue, the write in flight included.
-  size_t queue_frames() const { return queue_.size() + in_flight_.size(); }
-  size_t queue_bytes() const { return queued_bytes_ + in_flight_bytes_; }
+  size_t queue_frames() const { return queued_sizes_.size() + in_flight_frames_; }
+  size_t queue_bytes() const { return queued_.size() + in_flight_.size(); }
 
  private:
   using TimePoint = std::chrono::steady_clock::time_point;
@@ -148,7 +148,10 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
 
   // Arms one deadline and wakes the watchdog if it is now the earliest.
   void SetDeadline(TimePoint& which, TimePoint when);
-  Status Enqueue(std::string frame);
+  // Counts a refused send and says why.
+  Status QueueFull(size_t frame_bytes);
+  // Records a frame of `frame_bytes` just appended to queued_, and wakes the writer.
+  void Queued(size_t frame_bytes);
   // Closes once both directions have finished while draining.
   void MaybeFinishDrain();
   const std::string& peer_name() const;
@@ -164,11 +167,14 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   FrameDecoder decoder_;
   std::vector<char> read_buffer_;
 
-  std::deque<std::string> queue_;
-  size_t queued_bytes_ = 0;
-  std::vector<std::string> in_flight_;
-  size_t in_flight_bytes_ = 0;
+  // The frames queued, back to back, and the size of each. Sends serialize straight into it.
+  std::string queued_;
+  std::vector<size_t> queued_sizes_;
+  // The frames of the write in flight (the buffers trade places at each write).
+  std::string in_flight_;
+  size_t in_flight_frames_ = 0;
   asio::steady_timer writer_wake_;
+  bool writer_waiting_ = false;  // the writer waits on writer_wake_ for something to write
 
   // Deadlines; TimePoint::max() when not armed.
   TimePoint read_deadline_ = TimePoint::max();
