@@ -254,12 +254,13 @@ TEST_F(PeerFrameBenchmark, DISABLED_PingPong) {
 TEST_F(PeerFrameBenchmark, DISABLED_Streamed) {
   std::promise<void> done;
   int received = 0;
+  int wrong = 0;
   const int total = EnvOr("SESSIOND_BENCH_MESSAGES", 1'000'000);
   b_->OnLoop([&] {
     return b_->cluster()
         .Subscribe(PeerEnvelope::kProbe,
                    [&](const PeerIdentity&, const PeerEnvelope& envelope) {
-                     EXPECT_EQ(envelope.probe().payload().size(), payload_.size());
+                     if (envelope.probe().payload().size() != payload_.size()) ++wrong;
                      if (++received == total) done.set_value();
                    })
         .ok();
@@ -292,6 +293,7 @@ TEST_F(PeerFrameBenchmark, DISABLED_Streamed) {
   a_out.frames_out -= a_before.frames_out;
   a_out.bytes_out -= a_before.bytes_out;
   EXPECT_EQ(received, total);
+  EXPECT_EQ(wrong, 0);
   Report("streamed", total, a_used, b_used, wall_s, a_out, LinkCounters{});
 }
 
