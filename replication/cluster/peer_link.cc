@@ -72,7 +72,7 @@ asio::awaitable<void> PeerLink::Run(std::shared_ptr<PeerLink> self) {
   const Status handshake = co_await Handshake();
   if (!handshake.ok() || state_ == State::kClosed) co_return;
   state_ = State::kEstablished;
-  read_deadline_ = TimePoint::max();  // ReadEnvelope arms it per read from now on
+  read_deadline_ = TimePoint::max();  // ReadLoop arms it per read from now on
   asio::co_spawn(socket_.get_executor(), WriteLoop(self), LogErrors("peer link writer"));
   if (observer_ != nullptr) observer_->OnLinkEstablished(*this);
   if (state_ == State::kClosed) co_return;
@@ -177,42 +177,59 @@ asio::awaitable<void> PeerLink::Refuse(peer::v1::RefuseReason reason, const Stat
   Close(why);
 }
 
-asio::awaitable<Status> PeerLink::ReadEnvelope(Envelope& envelope) {
+FrameDecoder::State PeerLink::DecodeEnvelope(Envelope& envelope, Status& error) {
   std::string_view payload;
+  const FrameDecoder::State state = decoder_.NextView(&payload);
+  switch (state) {
+    case FrameDecoder::State::kFrame:
+      ++counters_.frames_in;
+      // Parsed where it lies in the decoder's buffer: no copy of the payload first.
+      if (!envelope.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        error = InvalidArgument(fmt::format(
+            "peer {} sent a frame that is not a PeerEnvelope; closing the link", peer_name()));
+        return FrameDecoder::State::kError;
+      }
+      break;
+    case FrameDecoder::State::kError:
+      error = Status(decoder_.error().code(),
+                     fmt::format("bad frame from peer {}: {}; closing the link", peer_name(),
+                                 decoder_.error().message()));
+      break;
+    case FrameDecoder::State::kNeedMore:
+      break;
+  }
+  return state;
+}
+
+Status PeerLink::TakeRead(const boost::system::error_code& ec, size_t n) {
+  if (ec == asio::error::eof) {
+    peer_finished_ = true;
+    return Unavailable(fmt::format("peer {} closed the link", peer_name()));
+  }
+  if (ec) {
+    return Unavailable(fmt::format("reading from peer {} failed: {}", peer_name(), ec.message()));
+  }
+  counters_.bytes_in += n;
+  decoder_.Feed(std::string_view(read_buffer_.data(), n));
+  return Status::Ok();
+}
+
+asio::awaitable<Status> PeerLink::ReadEnvelope(Envelope& envelope) {
+  Status error;
   for (;;) {
-    switch (decoder_.NextView(&payload)) {
+    switch (DecodeEnvelope(envelope, error)) {
       case FrameDecoder::State::kFrame:
-        ++counters_.frames_in;
-        // Parsed where it lies in the decoder's buffer: no copy of the payload first.
-        if (!envelope.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-          co_return InvalidArgument(fmt::format(
-              "peer {} sent a frame that is not a PeerEnvelope; closing the link", peer_name()));
-        }
         co_return Status::Ok();
       case FrameDecoder::State::kError:
-        co_return Status(decoder_.error().code(),
-                         fmt::format("bad frame from peer {}: {}; closing the link", peer_name(),
-                                     decoder_.error().message()));
+        co_return error;
       case FrameDecoder::State::kNeedMore:
         break;
     }
     if (state_ == State::kClosed) co_return Unavailable("the link is closed");
-    if (state_ != State::kHandshaking) {
-      SetDeadline(read_deadline_, Now() + options_.read_timeout);
-    }
     boost::system::error_code ec;
     const size_t n = co_await socket_.async_read_some(
         asio::buffer(read_buffer_), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec == asio::error::eof) {
-      peer_finished_ = true;
-      co_return Unavailable(fmt::format("peer {} closed the link", peer_name()));
-    }
-    if (ec) {
-      co_return Unavailable(
-          fmt::format("reading from peer {} failed: {}", peer_name(), ec.message()));
-    }
-    counters_.bytes_in += n;
-    decoder_.Feed(std::string_view(read_buffer_.data(), n));
+    if (Status s = TakeRead(ec, n); !s.ok()) co_return s;
   }
 }
 
@@ -234,27 +251,40 @@ asio::awaitable<Status> PeerLink::WriteDirect(const Envelope& envelope) {
 }
 
 asio::awaitable<void> PeerLink::ReadLoop() {
+  // The frames of one read are decoded and delivered here, and the socket read here, rather
+  // than through ReadEnvelope: a coroutine call per frame is a heap allocation per frame.
   for (;;) {
     Envelope envelope;
-    const Status s = co_await ReadEnvelope(envelope);
+    Status s;
+    const FrameDecoder::State decoded = DecodeEnvelope(envelope, s);
+    if (decoded == FrameDecoder::State::kFrame) {
+      if (observer_ != nullptr) observer_->OnLinkMessage(*this, envelope);
+      if (state_ == State::kClosed) co_return;
+      continue;
+    }
+    if (decoded == FrameDecoder::State::kNeedMore) {
+      if (state_ == State::kClosed) co_return;
+      SetDeadline(read_deadline_, Now() + options_.read_timeout);
+      boost::system::error_code ec;
+      const size_t n = co_await socket_.async_read_some(
+          asio::buffer(read_buffer_), asio::redirect_error(asio::use_awaitable, ec));
+      s = TakeRead(ec, n);
+      if (s.ok()) continue;
+    }
     if (state_ == State::kClosed) co_return;
-    if (!s.ok()) {
-      if (!peer_finished_) {
-        Close(s);
-        co_return;
-      }
-      // The peer half-closed: answer in kind once what is queued here is written.
-      read_deadline_ = TimePoint::max();
-      if (state_ == State::kEstablished) {
-        state_ = State::kDraining;
-        SetDeadline(drain_deadline_, Now() + options_.read_timeout);
-        writer_wake_.cancel();
-      }
-      MaybeFinishDrain();
+    if (!peer_finished_) {
+      Close(s);
       co_return;
     }
-    if (observer_ != nullptr) observer_->OnLinkMessage(*this, envelope);
-    if (state_ == State::kClosed) co_return;
+    // The peer half-closed: answer in kind once what is queued here is written.
+    read_deadline_ = TimePoint::max();
+    if (state_ == State::kEstablished) {
+      state_ = State::kDraining;
+      SetDeadline(drain_deadline_, Now() + options_.read_timeout);
+      writer_wake_.cancel();
+    }
+    MaybeFinishDrain();
+    co_return;
   }
 }
 

@@ -139,8 +139,15 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   asio::awaitable<void> WriteLoop(std::shared_ptr<PeerLink> self);
   asio::awaitable<void> Watchdog(std::shared_ptr<PeerLink> self);
 
-  // Reads until one whole envelope is decoded, within the current read deadline.
+  // Reads until one whole envelope is decoded (the handshake's reads; the read deadline is the
+  // handshake's).
   asio::awaitable<Status> ReadEnvelope(peer::v1::PeerEnvelope& envelope);
+  // Takes the next envelope out of what was read: kFrame, kNeedMore, or kError with `error`
+  // set (a frame that does not parse is an error too).
+  FrameDecoder::State DecodeEnvelope(peer::v1::PeerEnvelope& envelope, Status& error);
+  // Handles the end of one socket read: feeds the decoder, or says why the link cannot go on
+  // (the peer's end of stream sets peer_finished_).
+  Status TakeRead(const boost::system::error_code& ec, size_t n);
   // Writes one envelope now, bypassing the queue (handshake only).
   asio::awaitable<Status> WriteDirect(const peer::v1::PeerEnvelope& envelope);
   // Refuses the handshake: tells the observer, sends a Refuse (best effort), closes.
