@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <random>
@@ -369,6 +370,66 @@ TEST_F(PeerNetworkTest, ABurstBeyondWhatTheSocketTakesAtOnceArrivesWholeAndInOrd
   }
   EXPECT_EQ(a.status_of("b").queue_frames, 0u);
   EXPECT_EQ(a.status_of("b").queue_bytes, 0u);
+}
+
+// Two PeerLinks over one loopback connection, observed directly.
+struct LinkRecorder : PeerLink::Observer {
+  void OnLinkEstablished(PeerLink&) override { ++established; }
+  void OnLinkRefused(PeerLink&, peer::v1::RefuseReason, const Status&, bool) override {}
+  void OnLinkMessage(PeerLink&, const PeerEnvelope& envelope) override {
+    payloads.push_back(envelope.probe().payload());
+  }
+  void OnLinkClosed(PeerLink&, const Status&) override { ++closed; }
+  int established = 0;
+  int closed = 0;
+  std::vector<std::string> payloads;
+};
+
+TEST_F(PeerNetworkTest, QueuedFramesTakenFromALinkAreWholeFramesThatAnotherLinkSends) {
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  tcp::socket dialed(io_);
+  dialed.connect(acceptor.local_endpoint());
+  tcp::socket accepted = acceptor.accept();
+  LinkRecorder a_seen;
+  LinkRecorder b_seen;
+  auto a = std::make_shared<PeerLink>(std::move(dialed), PeerLink::Role::kDialer,
+                                      HandshakeConfig{NodeIdentity{"prod", "a", 1}, "", ""},
+                                      PeerLinkOptions{}, &a_seen);
+  auto b = std::make_shared<PeerLink>(std::move(accepted), PeerLink::Role::kAcceptor,
+                                      HandshakeConfig{NodeIdentity{"prod", "b", 2}, "", ""},
+                                      PeerLinkOptions{}, &b_seen);
+  a->Start();
+  b->Start();
+  ASSERT_TRUE(RunUntil(io_, [&] { return a_seen.established == 1 && b_seen.established == 1; }));
+
+  // Queued in one turn (the writer has not run), then taken back: one whole frame each.
+  const std::vector<std::string> sent = {"one", std::string(300, 'x'), "three"};
+  for (const std::string& payload : sent) ASSERT_TRUE(a->Send(Probe(payload)).ok());
+  EXPECT_EQ(a->queue_frames(), 3u);
+  std::deque<std::string> frames = a->TakeQueued();
+  EXPECT_EQ(a->queue_frames(), 0u);
+  EXPECT_EQ(a->queue_bytes(), 0u);
+  ASSERT_EQ(frames.size(), 3u);
+  for (size_t i = 0; i < frames.size(); ++i) {
+    FrameDecoder decoder;
+    decoder.Feed(frames[i]);
+    std::string payload;
+    ASSERT_EQ(decoder.Next(&payload), FrameDecoder::State::kFrame) << i;
+    EXPECT_EQ(decoder.buffered(), 0u) << i;
+    PeerEnvelope envelope;
+    ASSERT_TRUE(envelope.ParseFromString(payload)) << i;
+    EXPECT_EQ(envelope.probe().payload(), sent[i]);
+  }
+  // The other direction's link sends them as they are, after a frame of its own.
+  ASSERT_TRUE(b->Send(Probe("zero")).ok());
+  for (std::string& frame : frames) ASSERT_TRUE(b->SendFrame(std::move(frame)).ok());
+  EXPECT_EQ(b->queue_frames(), 4u);
+  ASSERT_TRUE(RunUntil(io_, [&] { return a_seen.payloads.size() == 4; }));
+  EXPECT_EQ(a_seen.payloads, (std::vector<std::string>{"zero", "one", sent[1], "three"}));
+  EXPECT_TRUE(b_seen.payloads.empty());
+  a->Close(Status::Ok());
+  b->Close(Status::Ok());
+  ASSERT_TRUE(RunUntil(io_, [&] { return a_seen.closed == 1 && b_seen.closed == 1; }));
 }
 
 TEST_F(PeerNetworkTest, SendToAnUnknownPeerIsUnavailable) {
