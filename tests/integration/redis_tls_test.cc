@@ -141,7 +141,7 @@ TEST_F(RedisTlsTest, AConnectionRoundTripsCommandsOverTls) {
   ASSERT_TRUE(redis.StartTls());
   auto tls = Tls({redis.pki().ca_cert, "", ""});
   // By address (the certificate names IP:127.0.0.1) and by name (DNS:localhost, sent as SNI).
-  for (const std::string& host : {"127.0.0.1", "localhost"}) {
+  for (const std::string host : {"127.0.0.1", "localhost"}) {
     Result<std::shared_ptr<RedisConnection>> c = Connect(redis.tls_url(0, host), tls);
     ASSERT_TRUE(c.ok()) << host << ": " << c.status().ToString() << "\n" << redis.LogTail();
     std::shared_ptr<RedisConnection> connection = *c;
@@ -275,7 +275,8 @@ TEST_F(RedisTlsTest, ClientCertificatesAuthenticateWhenRedisDemandsThem) {
   ASSERT_TRUE(redis.StartTls(setup));
   const test::TestPki& pki = redis.pki();
 
-  Result<std::shared_ptr<RedisConnection>> without = Connect(redis.tls_url(), Tls({pki.ca_cert}));
+  Result<std::shared_ptr<RedisConnection>> without =
+      Connect(redis.tls_url(), Tls({pki.ca_cert, "", ""}));
   ASSERT_FALSE(without.ok());
   EXPECT_EQ(without.status().code(), v1::UNAVAILABLE);
   EXPECT_TRUE(Contains(without.status().message(), "Redis refused this node's client certificate"))
@@ -293,7 +294,8 @@ TEST_F(RedisTlsTest, UnusableTlsFilesAreRefusedOnce) {
   RedisProcess redis;
   ASSERT_TRUE(redis.StartTls());
   const test::TestPki& pki = redis.pki();
-  Result<std::shared_ptr<RedisTlsContext>> no_ca = RedisTlsContext::Create({"/nonexistent/ca"});
+  Result<std::shared_ptr<RedisTlsContext>> no_ca =
+      RedisTlsContext::Create({"/nonexistent/ca", "", ""});
   ASSERT_FALSE(no_ca.ok());
   EXPECT_TRUE(Contains(no_ca.status().message(), "--redis-tls-ca-file '/nonexistent/ca'"));
   // The key of another certificate.
