@@ -146,10 +146,18 @@ double ProcessCpuSeconds() {
          usage.ru_stime.tv_usec / 1e6;
 }
 
-// CPU seconds (user and system) of every thread of the process, by thread id, from /proc: the
-// workers are the manager's own, so this is how the benchmark tells what each one cost.
-std::map<pid_t, double> ThreadCpuSeconds() {
-  std::map<pid_t, double> cpu;
+// CPU seconds of one thread, in user space and in the kernel (for the joining node's workers,
+// the kernel's share is mostly page faults: the price of fresh memory, which on a VM varies with
+// the host).
+struct ThreadCpu {
+  double user = 0;
+  double system = 0;
+};
+
+// CPU seconds of every thread of the process, by thread id, from /proc: the workers are the
+// manager's own, so this is how the benchmark tells what each one cost.
+std::map<pid_t, ThreadCpu> ThreadCpuSeconds() {
+  std::map<pid_t, ThreadCpu> cpu;
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
     std::ifstream in(entry.path() / "stat");
@@ -166,7 +174,8 @@ std::map<pid_t, double> ThreadCpuSeconds() {
       if (i == 14) utime = std::stod(field);
       if (i == 15) stime = std::stod(field);
     }
-    cpu[static_cast<pid_t>(std::stol(entry.path().filename().string()))] = (utime + stime) / ticks;
+    cpu[static_cast<pid_t>(std::stol(entry.path().filename().string()))] = {utime / ticks,
+                                                                            stime / ticks};
   }
   return cpu;
 }
@@ -205,7 +214,7 @@ TEST(DeltaTransferBenchmark, DISABLED_StateTransferOfOneMillionSessions) {
   delta.join_cluster = true;
   const double a_cpu_before = a.LoopCpuSeconds();
   const pid_t a_loop = a.LoopThreadId();
-  const std::map<pid_t, double> threads_before = ThreadCpuSeconds();
+  const std::map<pid_t, ThreadCpu> threads_before = ThreadCpuSeconds();
   const double process_cpu_before = ProcessCpuSeconds();
   const long faults_before = PageFaults();
   const auto start = std::chrono::steady_clock::now();
@@ -222,7 +231,7 @@ TEST(DeltaTransferBenchmark, DISABLED_StateTransferOfOneMillionSessions) {
   const double a_cpu = a.LoopCpuSeconds() - a_cpu_before;
   const double b_cpu = b.LoopCpuSeconds();
   const pid_t b_loop = b.LoopThreadId();
-  const std::map<pid_t, double> threads_after = ThreadCpuSeconds();
+  const std::map<pid_t, ThreadCpu> threads_after = ThreadCpuSeconds();
   const v1::NodeStats stats = b.OnLoop([&] { return b.manager().Stats(); });
   EXPECT_EQ(stats.sessions(), static_cast<uint64_t>(sessions));
   const double payload_mb = sessions * kPayloadPerSession / 1e6;
@@ -238,17 +247,20 @@ TEST(DeltaTransferBenchmark, DISABLED_StateTransferOfOneMillionSessions) {
   // Every thread that used CPU meanwhile. Node a's worker is the thread besides the main one and
   // a's loop that ran before the transfer; node b's is the new one besides b's loop.
   std::string per_thread;
-  for (const auto& [tid, seconds_after] : threads_after) {
+  for (const auto& [tid, after] : threads_after) {
     auto before = threads_before.find(tid);
-    const double used = seconds_after - (before == threads_before.end() ? 0 : before->second);
-    if (used < 0.005) continue;
+    const ThreadCpu earlier = before == threads_before.end() ? ThreadCpu{} : before->second;
+    const double user = after.user - earlier.user;
+    const double system = after.system - earlier.system;
+    if (user + system < 0.005) continue;
     const char* name = tid == a_loop   ? "sender loop"
                        : tid == b_loop ? "receiver loop"
                        : tid == getpid()
                            ? "main"
                            : (before != threads_before.end() ? "sender worker" : "receiver worker");
-    char part[64];
-    std::snprintf(part, sizeof part, "%s%s %.2f s", per_thread.empty() ? "" : ", ", name, used);
+    char part[96];
+    std::snprintf(part, sizeof part, "%s%s %.2f s (%.2f user, %.2f system)",
+                  per_thread.empty() ? "" : ", ", name, user + system, user, system);
     per_thread += part;
   }
   std::printf("CPU by thread (from /proc, 10 ms ticks): %s\n", per_thread.c_str());
