@@ -123,6 +123,10 @@ FrameDecoder::State FrameDecoder::Next(std::string* payload) {
 
 FrameDecoder::State FrameDecoder::NextView(std::string_view* payload) {
   if (!error_.ok()) return State::kError;
+  // The last compressed frame's payload is no longer viewed: a large one is not kept for the
+  // connection's life (a link may see one big frame and then only small ones).
+  constexpr size_t kKeptDecompressedBytes = 1 << 20;
+  if (decompressed_.capacity() > kKeptDecompressedBytes) std::string().swap(decompressed_);
   // Called only when the rest is an incomplete frame, so each byte moves at most once: after the
   // move consumed_ stays 0 until that frame is returned. Compacting here rather than after every
   // frame keeps a batch of frames from costing a move per frame.

@@ -254,6 +254,7 @@ asio::awaitable<void> PeerLink::ReadLoop() {
   // The frames of one read are decoded and delivered here, and the socket read here, rather
   // than through ReadEnvelope: a coroutine call per frame is a heap allocation per frame.
   for (;;) {
+    if (state_ == State::kClosed) co_return;  // closed meanwhile: nothing more is decoded
     Envelope envelope;
     Status s;
     const FrameDecoder::State decoded = DecodeEnvelope(envelope, s);
@@ -312,7 +313,9 @@ asio::awaitable<void> PeerLink::WriteLoop(std::shared_ptr<PeerLink> /*self*/) {
     queued_sizes_.clear();
     // Written at once when the socket has room, which it almost always has: an awaited write
     // would complete just as soon, but through one more turn of the event loop.
-    size_t n = socket_.write_some(asio::buffer(in_flight_), ec);
+    // (Only on a non-blocking socket: a blocking write to a full socket would stall the loop,
+    // the watchdog with it.)
+    size_t n = socket_.non_blocking() ? socket_.write_some(asio::buffer(in_flight_), ec) : 0;
     if (ec == asio::error::would_block) {
       ec.clear();
       n = 0;
@@ -380,7 +383,7 @@ Status PeerLink::Send(const Envelope& envelope) {
     return Unavailable(fmt::format("the link to peer {} is not established", peer_name()));
   }
   // Refuse before paying for serialization when the queue is already full by count.
-  if (queue_frames() >= options_.max_queue_frames) return QueueFull(0);
+  if (queue_frames() >= options_.max_queue_frames) return QueueFull(std::nullopt);
   // A state-transfer chunk carries its own lz4 block: a second pass saves a few percent of it
   // for an lz4 compress on this loop and a decompress on the peer's.
   FrameOptions frames = options_.frames;
@@ -410,12 +413,14 @@ Status PeerLink::SendFrame(std::string frame) {
   return Status::Ok();
 }
 
-Status PeerLink::QueueFull(size_t frame_bytes) {
+Status PeerLink::QueueFull(std::optional<size_t> frame_bytes) {
   ++counters_.queue_full;
+  const std::string what =
+      frame_bytes ? fmt::format("{} more bytes", *frame_bytes) : std::string("another frame");
   return ResourceExhausted(
-      fmt::format("the link to peer {} has {} frames ({} bytes) waiting, no room for {} more "
-                  "bytes; the peer is slower than this node's sends",
-                  peer_name(), queue_frames(), queue_bytes(), frame_bytes));
+      fmt::format("the link to peer {} has {} frames ({} bytes) waiting, no room for {}; the "
+                  "peer is slower than this node's sends",
+                  peer_name(), queue_frames(), queue_bytes(), what));
 }
 
 void PeerLink::Queued(size_t frame_bytes) {

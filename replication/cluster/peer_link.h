@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -156,7 +157,7 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   // Arms one deadline and wakes the watchdog if it is now the earliest.
   void SetDeadline(TimePoint& which, TimePoint when);
   // Counts a refused send and says why.
-  Status QueueFull(size_t frame_bytes);
+  Status QueueFull(std::optional<size_t> frame_bytes);  // nullopt: refused by count
   // Records a frame of `frame_bytes` just appended to queued_, and wakes the writer.
   void Queued(size_t frame_bytes);
   // Closes once both directions have finished while draining.
