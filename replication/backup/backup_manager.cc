@@ -1236,6 +1236,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         if (RoleOf(*key) != Role::kPrimary) {
           (void)store_.Erase(change.id(), now);
           table_.Erase(*key);
+          primary_state_.Erase(*key);  // an old primary's, kept as first backup after a move
         }
         ++counters_.changes_applied;
         return std::nullopt;
@@ -1245,6 +1246,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         if (!new_key) return std::nullopt;
         const std::vector<std::string> nodes = table_.Nodes(*key);
         table_.Erase(*key);
+        primary_state_.Erase(*key);
         if (!nodes.empty()) table_.Set(*new_key, nodes);
         if (s == nullptr) return change.new_id();
         Result<const StoredSession*> renamed = store_.Rename(change.id(), change.new_id(), now);
@@ -1776,6 +1778,14 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       if (moved[i] == self_) continue;
       if (filling || !Contains(nodes, moved[i])) reply.add_put_to(moved[i]);
     }
+    // This node stays a backup: its copy must cover what it told the backups (the asker's copy
+    // may run up to a touch window ahead of this one's access time).
+    if (const PrimaryState* state = primary_state_.Find(key)) {
+      if (const StoredSession* s = store_.Find(key, options_.clock->NowMs())) {
+        const int64_t covered = state->touch_sent + TouchWindowMs(s->max_idle_s());
+        if (covered > options_.clock->NowMs()) (void)store_.Touch(id, covered);
+      }
+    }
     reply.mutable_placement()->set_id(id);
     SetNodes(reply.mutable_placement()->mutable_nodes(), moved);
     ApplyPlacement(key, moved, /*trusted=*/true);
@@ -2205,6 +2215,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       if (survivors.empty()) {
         // The primary and every backup are gone: nobody holds it any more.
         table_.Erase(key);
+        primary_state_.Erase(key);
         ++work->lost;
         continue;
       }
@@ -2222,6 +2233,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
       table_.Set(key, survivors);
       if (!Contains(survivors, self_)) {
         (void)store_.Erase(key.ToText(), now);
+        primary_state_.Erase(key);
       }
     }
     if (work->next < work->keys.size()) {

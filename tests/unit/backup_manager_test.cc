@@ -695,6 +695,32 @@ TEST_F(BackupManagerTest, ABackupCopyDoesNotExpireBeforeThePrimarysAfterUnreplic
   }));
 }
 
+// A move to a backup keeps the asker's copy (session_omitted), which runs up to a touch window
+// ahead of the old primary's (creates, updates and touches carry the window); the old primary
+// stays as first backup and must move its own copy up to what it covered, or it expires the copy
+// (and forgets the placement) while the new primary still serves the session.
+TEST_F(BackupManagerTest, TheOldPrimaryKeptAsBackupAfterAMoveDoesNotExpireBeforeTheNewPrimary) {
+  StartAll({"a", "b", "c"});
+  const v1::Session s = Create("a", {{"k", "0"}});  // t = 0: the backup's copy at 150 s
+  const std::string backup = M("b").Roles().backup == 1 ? "b" : "c";
+  clock_.AdvanceMs(10'000);
+  v1::GetRequest get;
+  get.set_id(s.id());
+  get.set_touch(true);
+  ASSERT_TRUE(Run(M(backup).Get(get)).ok());  // forwarded: a touches at 10 s, within the window
+  ASSERT_TRUE(Run(M(backup).Get(get)).ok());  // forwarded again: handed over, copy omitted
+  ASSERT_TRUE(RunUntil(io_, [&] { return M(backup).Roles().primary == 1; }));
+  ASSERT_EQ(M("a").Roles().backup, 1u);
+  // Past the old primary's idle deadline (610 s), before the new primary's (750 s).
+  clock_.AdvanceMs(600'000 + 1'000);
+  for (const char* node : {"a", "b", "c"}) (void)M(node).ExpireDue();
+  EXPECT_TRUE(Read(backup, s.id()).ok());  // the new primary still serves it
+  EXPECT_EQ(M("a").Roles().backup, 1u) << "the old primary dropped its backup copy first";
+  const Result<v1::Session> on_a = Read("a", s.id());
+  EXPECT_TRUE(on_a.ok()) << "the old primary answers for a live session: "
+                         << on_a.status().ToString();
+}
+
 TEST_F(BackupManagerTest, MetricsExportTheRoleGauges) {
   StartAll({"a", "b", "c"});
   Create("a", {});
