@@ -8,7 +8,8 @@
 
 int main(int argc, char** argv) {
   // Before any thread starts: a joining node's transfer worker builds ~1 GB of blocks.
-  if (!sessiond::TuneMalloc()) std::fputs("sessiond: glibc refused a malloc setting\n", stderr);
+  if (sessiond::TuneMalloc().refused)
+    std::fputs("sessiond: glibc refused a malloc setting\n", stderr);
   sessiond::ParsedCommandLine parsed = sessiond::ParseDaemonConfig(argc, argv);
   if (!parsed.config) {
     std::fputs(parsed.output.c_str(), parsed.exit_code == 0 ? stdout : stderr);

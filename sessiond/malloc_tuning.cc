@@ -16,15 +16,20 @@ bool OperatorSet(std::string_view tunable) {
 
 }  // namespace
 
-bool TuneMalloc() {
-  bool ok = true;
-  if (!OperatorSet("glibc.malloc.top_pad")) {
-    ok = mallopt(M_TOP_PAD, static_cast<int>(kMallocTopPad)) == 1 && ok;
-  }
+MallocTuning TuneMalloc() {
+  MallocTuning done;
+  const auto set = [&done](int parameter, size_t value, bool* flag) {
+    if (mallopt(parameter, static_cast<int>(value)) == 1) {
+      *flag = true;
+    } else {
+      done.refused = true;
+    }
+  };
+  if (!OperatorSet("glibc.malloc.top_pad")) set(M_TOP_PAD, kMallocTopPad, &done.top_pad);
   if (!OperatorSet("glibc.malloc.mmap_threshold")) {
-    ok = mallopt(M_MMAP_THRESHOLD, static_cast<int>(kMallocMmapThreshold)) == 1 && ok;
+    set(M_MMAP_THRESHOLD, kMallocMmapThreshold, &done.mmap_threshold);
   }
-  return ok;
+  return done;
 }
 
 }  // namespace sessiond

@@ -25,10 +25,17 @@ inline constexpr size_t kMallocTopPad = size_t{64} << 20;
 // larger allocations (the session tables) keep their own mapping, given back when freed.
 inline constexpr size_t kMallocMmapThreshold = size_t{4} << 20;
 
+// What TuneMalloc did.
+struct MallocTuning {
+  bool top_pad = false;         // M_TOP_PAD set (false: the operator's tunable stands)
+  bool mmap_threshold = false;  // M_MMAP_THRESHOLD set (likewise)
+  bool refused = false;         // glibc refused a setting (the daemon runs on without it)
+};
+
 // Sets M_TOP_PAD and M_MMAP_THRESHOLD as above, each unless the operator set it in
 // GLIBC_TUNABLES (glibc.malloc.top_pad, glibc.malloc.mmap_threshold). Call at process start,
-// before threads start. Returns false if glibc refused a setting (the daemon runs on without it).
-bool TuneMalloc();
+// before threads start.
+MallocTuning TuneMalloc();
 
 }  // namespace sessiond
 

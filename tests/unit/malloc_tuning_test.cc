@@ -1,4 +1,4 @@
-// TuneMalloc: glibc takes both settings, with or without an operator's own tunables. (What they
+// TuneMalloc: glibc takes both settings, and an operator's own tunables stand. (What the settings
 // do to a state transfer is measured by DeltaTransferBenchmark; docs/delta.md, "Cost".)
 #include "sessiond/malloc_tuning.h"
 
@@ -6,14 +6,42 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 namespace sessiond {
 namespace {
 
+// Sets GLIBC_TUNABLES (or unsets it, for nullopt) for one test and puts it back afterwards.
+class ScopedTunables {
+ public:
+  explicit ScopedTunables(const std::optional<std::string>& value) {
+    if (const char* before = std::getenv("GLIBC_TUNABLES")) saved_ = before;
+    if (value) {
+      setenv("GLIBC_TUNABLES", value->c_str(), 1);
+    } else {
+      unsetenv("GLIBC_TUNABLES");
+    }
+  }
+  ~ScopedTunables() {
+    if (saved_) {
+      setenv("GLIBC_TUNABLES", saved_->c_str(), 1);
+    } else {
+      unsetenv("GLIBC_TUNABLES");
+    }
+  }
+
+ private:
+  std::optional<std::string> saved_;
+};
+
 TEST(MallocTuningTest, GlibcTakesTheSettingsAndAllocationWorksOnNewThreads) {
-  ASSERT_TRUE(TuneMalloc());
+  ScopedTunables none(std::nullopt);
+  const MallocTuning done = TuneMalloc();
+  EXPECT_FALSE(done.refused);
+  EXPECT_TRUE(done.top_pad);
+  EXPECT_TRUE(done.mmap_threshold);
   // A new thread gets a new arena, whose heap is now made usable whole: allocate across it.
   std::thread([] {
     for (int i = 0; i < 1000; ++i) {
@@ -25,14 +53,18 @@ TEST(MallocTuningTest, GlibcTakesTheSettingsAndAllocationWorksOnNewThreads) {
 }
 
 TEST(MallocTuningTest, AnOperatorsTunablesAreLeftAlone) {
-  const char* before = std::getenv("GLIBC_TUNABLES");
-  const std::string saved = before != nullptr ? before : "";
-  setenv("GLIBC_TUNABLES", "glibc.malloc.top_pad=131072:glibc.malloc.mmap_threshold=131072", 1);
-  EXPECT_TRUE(TuneMalloc());  // nothing left to set, nothing refused
-  if (before != nullptr) {
-    setenv("GLIBC_TUNABLES", saved.c_str(), 1);
-  } else {
-    unsetenv("GLIBC_TUNABLES");
+  {
+    ScopedTunables both("glibc.malloc.top_pad=131072:glibc.malloc.mmap_threshold=131072");
+    const MallocTuning done = TuneMalloc();
+    EXPECT_FALSE(done.top_pad);
+    EXPECT_FALSE(done.mmap_threshold);
+    EXPECT_FALSE(done.refused);
+  }
+  {
+    ScopedTunables one("glibc.malloc.top_pad=131072");
+    const MallocTuning done = TuneMalloc();
+    EXPECT_FALSE(done.top_pad);
+    EXPECT_TRUE(done.mmap_threshold);
   }
 }
 
