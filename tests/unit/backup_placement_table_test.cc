@@ -6,15 +6,12 @@
 #include <vector>
 
 #include "replication/backup/placement_table.h"
+#include "tests/unit/test_session_keys.h"
 
 namespace sessiond {
 namespace {
 
-SessionKey KeyOf(uint64_t n) {
-  std::array<uint8_t, SessionKey::kBytes> bytes{};
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(n >> (8 * i));
-  return SessionKey(bytes);
-}
+using testing::KeyOf;
 
 TEST(PlacementTableTest, SetFindEraseAndReplace) {
   PlacementTable table;

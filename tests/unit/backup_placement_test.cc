@@ -9,16 +9,12 @@
 #include <vector>
 
 #include "replication/backup/placement.h"
+#include "tests/unit/test_session_keys.h"
 
 namespace sessiond {
 namespace {
 
-SessionKey KeyOf(uint64_t n) {
-  std::array<uint8_t, SessionKey::kBytes> bytes{};
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(n >> (8 * i));
-  bytes[15] = 0x5A;
-  return SessionKey(bytes);
-}
+SessionKey KeyOf(uint64_t n) { return testing::KeyOf(n, 0x5A); }
 
 std::vector<std::string> Nodes(int n) {
   std::vector<std::string> nodes;
@@ -87,7 +83,9 @@ TEST(PlacementTest, MinimalMovementWhenANodeJoinsOrLeaves) {
     for (const std::string& node : a) {
       if (std::find(b.begin(), b.end(), node) == b.end()) ++moved_join;
     }
-    if (std::find(b.begin(), b.end(), "n6") == b.end()) EXPECT_EQ(a, b);
+    if (std::find(b.begin(), b.end(), "n6") == b.end()) {
+      EXPECT_EQ(a, b);
+    }
     // Removing n3 changes only the picks that included n3.
     const std::vector<std::string> without{"n1", "n2", "n4", "n5"};
     const auto c = PickByRendezvous(key, without, {}, 2);
