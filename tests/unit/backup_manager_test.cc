@@ -156,6 +156,14 @@ class BackupManagerTest : public ::testing::Test {
     return Run(M(node).Get(request));
   }
 
+  // A read that counts as an access (moves the session's idle deadline).
+  Result<v1::Session> ReadTouching(const std::string& node, const std::string& id) {
+    v1::GetRequest request;
+    request.set_id(id);
+    request.set_touch(true);
+    return Run(M(node).Get(request));
+  }
+
   Result<v1::Session> Set(const std::string& node, const std::string& id, const std::string& name,
                           const std::string& value) {
     v1::UpdateRequest update;
@@ -179,6 +187,14 @@ class BackupManagerTest : public ::testing::Test {
       total.under_replicated += r.under_replicated;
     }
     return total;
+  }
+
+  // Waits until no node in `ids` holds a session in any role (expired or removed everywhere).
+  bool GoneEverywhere(const std::vector<std::string>& ids) {
+    return RunUntil(io_, [&] {
+      const BackupManager::RoleCounts t = Totals(ids);
+      return t.primary + t.backup + t.proxy == 0;
+    });
   }
 
   // Waits until every node in `ids` holds `sessions` as primary once and `k` times as backup,
@@ -399,10 +415,7 @@ TEST_F(BackupManagerTest, MoveOnAccessFalseForwardsToThePrimary) {
   v1::InvalidateRequest invalidate;
   invalidate.set_id(rotated->id());
   ASSERT_TRUE(Run(M("b").Invalidate(invalidate)).ok());
-  ASSERT_TRUE(RunUntil(io_, [&] {
-    const BackupManager::RoleCounts t = Totals({"a", "b", "c"});
-    return t.primary + t.backup + t.proxy == 0;
-  }));
+  ASSERT_TRUE(GoneEverywhere({"a", "b", "c"}));
   EXPECT_EQ(Read("c", rotated->id()).status().code(), v1::NOT_FOUND);
 }
 
@@ -645,10 +658,7 @@ TEST_F(BackupManagerTest, ExpiryOnThePrimaryRemovesEverywhere) {
   const v1::Session s = Create("a", {{"k", "1"}});
   clock_.AdvanceMs(601'000);
   EXPECT_EQ(M("a").ExpireDue(), 1u);
-  ASSERT_TRUE(RunUntil(io_, [&] {
-    const BackupManager::RoleCounts t = Totals({"a", "b", "c"});
-    return t.primary + t.backup + t.proxy == 0;
-  }));
+  ASSERT_TRUE(GoneEverywhere({"a", "b", "c"}));
 }
 
 // A primary replicates an access only once per touch window (max_idle / 4, 150 s here), each
@@ -671,10 +681,7 @@ TEST_F(BackupManagerTest, ABackupCopyDoesNotExpireBeforeThePrimarysAfterUnreplic
 
   clock_.AdvanceMs(100'000);
   for (const std::string& id : ids) {
-    v1::GetRequest get;
-    get.set_id(id);
-    get.set_touch(true);
-    ASSERT_TRUE(Run(M("a").Get(get)).ok());  // within the window: not replicated
+    ASSERT_TRUE(ReadTouching("a", id).ok());  // within the window: not replicated
   }
   // Past the create's, the update's and the rotation's idle deadline; within the reads'.
   clock_.AdvanceMs(550'000);
@@ -689,10 +696,7 @@ TEST_F(BackupManagerTest, ABackupCopyDoesNotExpireBeforeThePrimarysAfterUnreplic
   // And they still expire, everywhere, once the reads' deadline has passed.
   clock_.AdvanceMs(150'000 + 1);
   EXPECT_EQ(M("a").ExpireDue(), 3u);
-  ASSERT_TRUE(RunUntil(io_, [&] {
-    const BackupManager::RoleCounts t = Totals({"a", "b", "c"});
-    return t.primary + t.backup + t.proxy == 0;
-  }));
+  ASSERT_TRUE(GoneEverywhere({"a", "b", "c"}));
 }
 
 // A move to a backup keeps the asker's copy (session_omitted), which runs up to a touch window
@@ -704,11 +708,8 @@ TEST_F(BackupManagerTest, TheOldPrimaryKeptAsBackupAfterAMoveDoesNotExpireBefore
   const v1::Session s = Create("a", {{"k", "0"}});  // t = 0: the backup's copy at 150 s
   const std::string backup = M("b").Roles().backup == 1 ? "b" : "c";
   clock_.AdvanceMs(10'000);
-  v1::GetRequest get;
-  get.set_id(s.id());
-  get.set_touch(true);
-  ASSERT_TRUE(Run(M(backup).Get(get)).ok());  // forwarded: a touches at 10 s, within the window
-  ASSERT_TRUE(Run(M(backup).Get(get)).ok());  // forwarded again: handed over, copy omitted
+  ASSERT_TRUE(ReadTouching(backup, s.id()).ok());  // forwarded: a touches at 10 s, in the window
+  ASSERT_TRUE(ReadTouching(backup, s.id()).ok());  // forwarded again: handed over, copy omitted
   ASSERT_TRUE(RunUntil(io_, [&] { return M(backup).Roles().primary == 1; }));
   ASSERT_EQ(M("a").Roles().backup, 1u);
   // Past the old primary's idle deadline (610 s), before the new primary's (750 s).

@@ -13,6 +13,7 @@
 
 #include "replication/clock.h"
 #include "replication/cluster/cluster.h"
+#include "tests/unit/test_cluster_support.h"
 
 namespace sessiond {
 namespace {
@@ -21,16 +22,7 @@ using namespace std::chrono_literals;
 using Kind = MemberEvent::Kind;
 using peer::v1::PeerEnvelope;
 
-bool RunUntil(asio::io_context& io, const std::function<bool()>& done,
-              std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(10ms);
-  }
-  return true;
-}
+using testing::RunUntil;
 
 class ClusterTest : public ::testing::Test {
  protected:

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/test_cluster_support.h"
+
 namespace sessiond {
 namespace {
 
@@ -22,17 +24,7 @@ using peer::v1::PeerEnvelope;
 
 constexpr char kSecret[] = "0123456789abcdef-shared-secret";
 
-// Runs `io` until `done()` holds; false if it did not within `limit` of wall time.
-bool RunUntil(asio::io_context& io, const std::function<bool()>& done,
-              std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(10ms);
-  }
-  return true;
-}
+using testing::RunUntil;
 
 struct Recorder : PeerNetwork::Observer {
   void OnPeerUp(const PeerIdentity& peer) override { ups.push_back(peer); }
