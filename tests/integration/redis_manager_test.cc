@@ -10,10 +10,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <functional>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,23 +21,12 @@
 #include "replication/session_id.h"
 #include "replication/standalone_manager.h"
 #include "sessiond/asio.h"
-#include "tests/support/redis_process.h"
+#include "tests/integration/redis_manager_fixture.h"
 
 namespace sessiond {
 namespace {
 
 using namespace std::chrono_literals;
-using test::RedisProcess;
-
-template <typename T>
-asio::awaitable<void> StoreResult(asio::awaitable<T> op, std::optional<T>* out) {
-  out->emplace(co_await std::move(op));
-}
-
-asio::awaitable<void> MarkDone(asio::awaitable<void> op, bool* done) {
-  co_await std::move(op);
-  *done = true;
-}
 
 bool Same(const v1::Session& a, const v1::Session& b) {
   return google::protobuf::util::MessageDifferencer::Equals(a, b);
@@ -54,10 +41,8 @@ v1::CreateRequest CreateWith(std::initializer_list<std::pair<std::string, std::s
   return request;
 }
 
-class RedisManagerTest : public ::testing::Test {
+class RedisManagerTest : public test::RedisManagerFixture {
  protected:
-  void SetUp() override { ASSERT_TRUE(redis_.Start()); }
-
   RedisOptions Options() {
     RedisOptions options;
     Result<RedisUrl> url = RedisUrl::Parse(redis_.url());
@@ -90,50 +75,6 @@ class RedisManagerTest : public ::testing::Test {
     EXPECT_TRUE(Await(m->Start()).ok());
     EXPECT_TRUE(m->Ready().ready) << m->Ready().detail;
     return m;
-  }
-
-  // Runs the io_context until `done` holds or `limit` passes; false on timeout. Waits for the
-  // thing itself (an event, a reconnection), never for a fixed time.
-  bool RunUntil(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) return false;
-      if (io_.stopped()) io_.restart();
-      io_.run_one_for(deadline - now);
-    }
-    return true;
-  }
-
-  template <typename T>
-  T Await(asio::awaitable<T> op) {
-    std::optional<T> out;
-    asio::co_spawn(io_, StoreResult(std::move(op), &out), asio::detached);
-    if (!RunUntil([&] { return out.has_value(); }, 30s)) {
-      throw std::runtime_error("the operation did not complete within 30 s");
-    }
-    return std::move(*out);
-  }
-
-  void AwaitVoid(asio::awaitable<void> op) {
-    bool done = false;
-    asio::co_spawn(io_, MarkDone(std::move(op), &done), asio::detached);
-    ASSERT_TRUE(RunUntil([&] { return done; }, 30s));
-  }
-
-  // A plain connection for looking inside Redis.
-  RedisReply Query(std::vector<std::string> args) {
-    if (!inspector_ || !inspector_->is_open()) {
-      Result<RedisUrl> url = RedisUrl::Parse(redis_.url());
-      Result<std::shared_ptr<RedisConnection>> c =
-          Await(RedisConnection::Connect(io_.get_executor(), *url, {}));
-      EXPECT_TRUE(c.ok()) << c.status().ToString();
-      if (!c.ok()) return RedisReply::Error("no connection");
-      inspector_ = *c;
-    }
-    Result<RedisReply> reply = Await(inspector_->Execute(RedisCommand(args)));
-    EXPECT_TRUE(reply.ok()) << reply.status().ToString();
-    return reply.ok() ? *reply : RedisReply::Error(reply.status().message());
   }
 
   v1::Session CreateOk(RedisManager& m, v1::CreateRequest request) {
@@ -170,12 +111,7 @@ class RedisManagerTest : public ::testing::Test {
     return ids;
   }
 
-  RedisProcess redis_;
-  asio::io_context io_;
-  SystemClock clock_;
-  RandomIdGenerator ids_;
   SessionLimits limits_;
-  std::shared_ptr<RedisConnection> inspector_;
 };
 
 TEST_F(RedisManagerTest, EveryOperationRoundTrips) {

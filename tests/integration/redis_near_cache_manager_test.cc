@@ -4,10 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 
 #include "replication/clock.h"
@@ -15,23 +13,15 @@
 #include "replication/redis/redis_manager.h"
 #include "replication/session_id.h"
 #include "sessiond/asio.h"
-#include "tests/support/redis_process.h"
+#include "tests/integration/redis_manager_fixture.h"
 
 namespace sessiond {
 namespace {
 
 using namespace std::chrono_literals;
-using test::RedisProcess;
 
-template <typename T>
-asio::awaitable<void> StoreResult(asio::awaitable<T> op, std::optional<T>* out) {
-  out->emplace(co_await std::move(op));
-}
-
-class RedisNearCacheManagerTest : public ::testing::Test {
+class RedisNearCacheManagerTest : public test::RedisManagerFixture {
  protected:
-  void SetUp() override { ASSERT_TRUE(redis_.Start()); }
-
   std::unique_ptr<RedisManager> Started(const std::string& node_id, RedisNearCacheMode cache) {
     RedisOptions options;
     options.url = *RedisUrl::Parse(redis_.url());
@@ -54,27 +44,6 @@ class RedisNearCacheManagerTest : public ::testing::Test {
     EXPECT_TRUE(RunUntil([&] {
       return m.Ready().detail.find("near cache on") != std::string::npos;
     })) << m.Ready().detail;
-  }
-
-  bool RunUntil(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) return false;
-      if (io_.stopped()) io_.restart();
-      io_.run_one_for(deadline - now);
-    }
-    return true;
-  }
-
-  template <typename T>
-  T Await(asio::awaitable<T> op) {
-    std::optional<T> out;
-    asio::co_spawn(io_, StoreResult(std::move(op), &out), asio::detached);
-    if (!RunUntil([&] { return out.has_value(); }, 30s)) {
-      throw std::runtime_error("the operation did not complete within 30 s");
-    }
-    return std::move(*out);
   }
 
   std::string Read(RedisManager& m, const std::string& id) {
@@ -101,30 +70,9 @@ class RedisNearCacheManagerTest : public ::testing::Test {
     return s.ok() ? s->id() : "";
   }
 
-  // A command on a connection of the test's own.
-  RedisReply Query(std::vector<std::string> args) {
-    if (!inspector_ || !inspector_->is_open()) {
-      Result<RedisUrl> url = RedisUrl::Parse(redis_.url());
-      Result<std::shared_ptr<RedisConnection>> c =
-          Await(RedisConnection::Connect(io_.get_executor(), *url, {}));
-      EXPECT_TRUE(c.ok()) << c.status().ToString();
-      if (!c.ok()) return RedisReply::Error("no connection");
-      inspector_ = *c;
-    }
-    Result<RedisReply> reply = Await(inspector_->Execute(RedisCommand(args)));
-    EXPECT_TRUE(reply.ok()) << reply.status().ToString();
-    return reply.ok() ? *reply : RedisReply::Error(reply.status().message());
-  }
-
   uint64_t Counter(RedisManager& m, const std::string& name) {
     return m.Stats().counters().at(name);
   }
-
-  RedisProcess redis_;
-  asio::io_context io_;
-  std::shared_ptr<RedisConnection> inspector_;
-  SystemClock clock_;
-  RandomIdGenerator ids_;
 };
 
 TEST_F(RedisNearCacheManagerTest, NeverServesAValueOlderThanAnAcknowledgedUpdate) {
