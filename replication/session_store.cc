@@ -312,6 +312,16 @@ Result<SessionStore::UpdateResult> SessionStore::Update(const v1::UpdateRequest&
 Result<const StoredSession*> SessionStore::Touch(std::string_view id, int64_t now_ms) {
   StoredSession* s = FindLive(id, now_ms);
   if (s == nullptr) return NotFoundError(id);
+  return TouchFound(s, now_ms);
+}
+
+Result<const StoredSession*> SessionStore::Touch(const SessionKey& key, int64_t now_ms) {
+  StoredSession* s = table_.Find(key);
+  if (s == nullptr || s->ExpiredAt(now_ms)) return NotFoundError(key.ToText());
+  return TouchFound(s, now_ms);
+}
+
+const StoredSession* SessionStore::TouchFound(StoredSession* s, int64_t now_ms) {
   // max(): a wall clock stepping back must not pull deadlines in under the expiry queue.
   s->last_access_ms_ = std::max(s->last_access_ms_, now_ms);
   return s;

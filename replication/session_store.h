@@ -129,6 +129,8 @@ class SessionStore {
   // Records an access at `now_ms`, which pushes back the idle deadline (never the lifetime).
   // NOT_FOUND for an absent session.
   Result<const StoredSession*> Touch(std::string_view id, int64_t now_ms);
+  // The same for a session whose key the caller has already decoded.
+  Result<const StoredSession*> Touch(const SessionKey& key, int64_t now_ms);
 
   // Removes session `id` and returns the version it had. NOT_FOUND for an absent session.
   Result<uint64_t> Erase(std::string_view id, int64_t now_ms);
@@ -175,6 +177,7 @@ class SessionStore {
 
  private:
   StoredSession* FindLive(std::string_view id, int64_t now_ms) const;
+  static const StoredSession* TouchFound(StoredSession* s, int64_t now_ms);
   Status CheckAttribute(std::string_view name, std::string_view value) const;
   Status CheckName(std::string_view name) const;
   Status CheckPrincipal(std::string_view principal) const;

@@ -1220,14 +1220,14 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         if (!updated.ok() || updated->session->version() != change.version()) {
           return change.id();
         }
-        CoverPrimaryAccesses(change.id(), change.at_ms(), now);
+        CoverPrimaryAccesses(*key, change.at_ms(), now);
         ++counters_.changes_applied;
         return std::nullopt;
       }
       case BackupChange::TOUCH: {
         if (s == nullptr) return change.id();
-        Result<const StoredSession*> touched = store_.Touch(change.id(), change.at_ms());
-        if (!touched.ok()) (void)store_.Touch(change.id(), now);
+        Result<const StoredSession*> touched = store_.Touch(*key, change.at_ms());
+        if (!touched.ok()) (void)store_.Touch(*key, now);
         ++counters_.changes_applied;
         return std::nullopt;
       }
@@ -1253,7 +1253,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
         if (!renamed.ok() || (*renamed)->version() != change.version()) {
           return change.new_id();
         }
-        CoverPrimaryAccesses(change.new_id(), change.at_ms(), now);
+        CoverPrimaryAccesses(*new_key, change.at_ms(), now);
         ++counters_.changes_applied;
         return std::nullopt;
       }
@@ -1780,11 +1780,10 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     }
     // This node stays a backup: its copy must cover what it told the backups (the asker's copy
     // may run up to a touch window ahead of this one's access time).
-    if (const PrimaryState* state = primary_state_.Find(key)) {
-      if (const StoredSession* s = store_.Find(key, options_.clock->NowMs())) {
-        const int64_t covered = state->touch_sent + TouchWindowMs(s->max_idle_s());
-        if (covered > options_.clock->NowMs()) (void)store_.Touch(id, covered);
-      }
+    const int64_t now = options_.clock->NowMs();
+    const PrimaryState* state = primary_state_.Find(key);
+    if (const StoredSession* s = state ? store_.Find(key, now) : nullptr) {
+      CoverPrimaryAccesses(key, state->touch_sent + TouchWindowMs(s->max_idle_s()), now);
     }
     reply.mutable_placement()->set_id(id);
     SetNodes(reply.mutable_placement()->mutable_nodes(), moved);
@@ -1921,7 +1920,7 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     if (!IsPrimary(key)) return NotPrimaryNow(request.id());
     const int64_t now = options_.clock->NowMs();
     if (request.touch()) {
-      Result<const StoredSession*> s = store_.Touch(request.id(), now);
+      Result<const StoredSession*> s = store_.Touch(key, now);
       if (!s.ok()) return s.status();
       MaybeReplicateTouch(**s, nullptr, now);
       return (*s)->ToProto();
@@ -2067,11 +2066,13 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     return copy;
   }
 
-  // On a backup: a change the primary counts as an access at `at_ms` (a window ahead; older
-  // primaries send their own time, which changes nothing). Past the session's lifetime it is
-  // not live at that time, and the lifetime bounds the deadline anyway.
-  void CoverPrimaryAccesses(const std::string& id, int64_t at_ms, int64_t now) {
-    if (at_ms > now) (void)store_.Touch(id, at_ms);
+  // Moves this node's copy (a backup's, or an old primary's staying on as first backup) up to
+  // `at_ms`, the time its primary's accesses are covered to: a change the primary counts as an
+  // access carries it (a window ahead; older primaries send their own time, which changes
+  // nothing). Past the session's lifetime it is not live at that time, and the lifetime bounds
+  // the deadline anyway.
+  void CoverPrimaryAccesses(const SessionKey& key, int64_t at_ms, int64_t now) {
+    if (at_ms > now) (void)store_.Touch(key, at_ms);
   }
 
   // Replicates an access unless one was replicated within the touch window (see above).

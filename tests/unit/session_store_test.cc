@@ -419,6 +419,19 @@ TEST_F(SessionStoreTest, IdleTimeoutExpiresAndTouchExtendsIt) {
   EXPECT_EQ(store_.expiry_queue_size(), 0u);
 }
 
+TEST_F(SessionStoreTest, TouchByKeyIsTouchById) {
+  MustCreate(1, Create(10));
+  const SessionKey key = *SessionKey::FromText(Id(1));
+  ASSERT_TRUE(store_.Touch(key, kT0 + 9'000).ok());
+  EXPECT_EQ(store_.Find(key, kT0 + 9'000)->last_access_ms(), kT0 + 9'000);
+  ASSERT_TRUE(store_.Touch(key, kT0 + 5'000).ok());  // never backwards
+  EXPECT_EQ(store_.Find(key, kT0 + 9'000)->last_access_ms(), kT0 + 9'000);
+  EXPECT_EQ(store_.Touch(key, kT0 + 19'000).status().code(), v1::NOT_FOUND);  // expired
+  const Status missing = store_.Touch(*SessionKey::FromText(Id(2)), kT0).status();
+  EXPECT_EQ(missing.code(), v1::NOT_FOUND);
+  EXPECT_EQ(missing.message(), store_.Touch(Id(2), kT0).status().message());
+}
+
 TEST_F(SessionStoreTest, LifetimeCapsTheSessionWhateverTheTouches) {
   MustCreate(1, Create(10, 25));
   for (int64_t t = 5'000; t < 25'000; t += 5'000) {
