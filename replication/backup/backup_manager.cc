@@ -205,12 +205,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     primary_state_[key].touch_sent = now;
     std::shared_ptr<AckWaiter> waiter = NewWaiter();
     for (size_t i = 1; i < nodes.size(); ++i) {
-      BackupCopy copy;
-      *copy.mutable_session() = session;
       // The create counts as a replicated access (touch_sent): the copies run a window ahead.
-      copy.mutable_session()->set_last_access_ms(now + TouchWindowMs((*created)->max_idle_s()));
-      SetNodes(copy.mutable_nodes(), nodes);
-      SendPut(nodes[i], OneCopy(std::move(copy)), waiter, /*fills=*/{});
+      SendPut(nodes[i], OneCopy(CopyForBackup(**created, nodes)), waiter, /*fills=*/{});
     }
     // Sync: every proxy knows the session before the client does, so it can be read on any
     // node as soon as the create is answered.
@@ -1521,15 +1517,10 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
           "session {} moved to this node but its copy could not be read here: retry", LogTag(id)));
     }
     ++counters_.moves_in;
-    std::optional<v1::Session> session;
     for (const std::string& node : reply.put_to()) {
       if (!Contains(nodes, node) || node == self_) continue;
-      if (!session) session = held->ToProto();
-      BackupCopy copy;
-      *copy.mutable_session() = *session;
-      SetNodes(copy.mutable_nodes(), nodes);
       ++filling_[key];
-      SendPut(node, OneCopy(std::move(copy)), nullptr, {key});
+      SendPut(node, OneCopy(CopyForBackup(*held, nodes)), nullptr, {key});
     }
     // Everyone else, the kept backups included, hears the new placement; the old primary
     // made it.
@@ -2051,8 +2042,8 @@ class BackupManager::Impl : public std::enable_shared_from_this<BackupManager::I
     return int64_t{max_idle_s} * 1000 / std::max<uint32_t>(1, backup_.touch_divisor);
   }
 
-  // A copy of `s` for a new or stale backup (a fill, a gap), its access time covering the
-  // accesses this primary has not replicated.
+  // A copy of `s` for a new or stale backup (a create, a fill, a gap, a move's put), its access
+  // time covering the accesses this primary has not replicated.
   BackupCopy CopyForBackup(const StoredSession& s, const std::vector<std::string>& nodes) const {
     BackupCopy copy;
     *copy.mutable_session() = s.ToProto();
